@@ -1,0 +1,43 @@
+// Helpers for tests: inline text protos and Status assertions.
+#ifndef PACT_CORE_TEST_UTIL_H_
+#define PACT_CORE_TEST_UTIL_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "gtest/gtest.h"
+#include "pact/core/text_proto.h"
+
+namespace pact::testing {
+
+// Parses an inline text proto; fails the current test on a parse error.
+template <typename T>
+T ParseTextProtoOrDie(const std::string& text) {
+  T message;
+  const absl::Status status = ParseTextProto(text, "<inline>", &message);
+  EXPECT_TRUE(status.ok()) << status;
+  return message;
+}
+
+inline const absl::Status& GetStatus(const absl::Status& status) { return status; }
+template <typename T>
+const absl::Status& GetStatus(const absl::StatusOr<T>& status_or) {
+  return status_or.status();
+}
+
+}  // namespace pact::testing
+
+#define PACT_EXPECT_OK(expr) EXPECT_TRUE(::pact::testing::GetStatus(expr).ok()) << ::pact::testing::GetStatus(expr)
+#define PACT_ASSERT_OK(expr) ASSERT_TRUE(::pact::testing::GetStatus(expr).ok()) << ::pact::testing::GetStatus(expr)
+
+#define PACT_TEST_CONCAT_INNER_(a, b) a##b
+#define PACT_TEST_CONCAT_(a, b) PACT_TEST_CONCAT_INNER_(a, b)
+#define PACT_ASSERT_OK_AND_ASSIGN(lhs, expr) \
+  PACT_ASSERT_OK_AND_ASSIGN_IMPL_(PACT_TEST_CONCAT_(pact_test_statusor_, __LINE__), lhs, expr)
+#define PACT_ASSERT_OK_AND_ASSIGN_IMPL_(statusor, lhs, expr) \
+  auto statusor = (expr);                                    \
+  ASSERT_TRUE(statusor.ok()) << statusor.status();           \
+  lhs = std::move(statusor).value()
+
+#endif  // PACT_CORE_TEST_UTIL_H_

@@ -1,0 +1,162 @@
+#include "pact/core/text_proto.h"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+
+namespace pact {
+namespace {
+
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
+// Collects parser errors as "path:line:col: message" (protobuf reports 0-based positions).
+// Kept in this one file: protobuf 22 renames AddError to RecordError.
+class LocatedErrors : public google::protobuf::io::ErrorCollector {
+ public:
+  explicit LocatedErrors(absl::string_view path) : path_(path) {}
+
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    errors_.push_back(absl::StrCat(path_, ":", line + 1, ":", column + 1, ": ", message));
+  }
+  void AddWarning(int line, google::protobuf::io::ColumnNumber column,
+                  const std::string& message) override {
+    errors_.push_back(absl::StrCat(path_, ":", line + 1, ":", column + 1, ": ", message));
+  }
+
+  absl::Status status() const {
+    if (errors_.empty()) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrJoin(errors_, "\n"));
+  }
+
+ private:
+  std::string path_;
+  std::vector<std::string> errors_;
+};
+
+}  // namespace
+
+absl::Status ParseTextProto(absl::string_view text, absl::string_view path, Message* message) {
+  message->Clear();
+  LocatedErrors errors(path);
+  google::protobuf::TextFormat::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(std::string(text), message)) {
+    absl::Status status = errors.status();
+    if (status.ok()) status = absl::InvalidArgumentError(absl::StrCat(path, ": cannot parse"));
+    return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadTextProtoFile(const std::string& path, Message* message) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
+  return ParseTextProto(text.str(), path, message);
+}
+
+void MergeReplacingRepeated(const Message& overrides, Message* message) {
+  const Reflection* from = overrides.GetReflection();
+  const Reflection* to = message->GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  from->ListFields(overrides, &fields);
+  for (const FieldDescriptor* field : fields) {
+    if (field->is_repeated()) {
+      to->ClearField(message, field);
+      for (int i = 0; i < from->FieldSize(overrides, field); ++i) {
+        switch (field->cpp_type()) {
+#define PACT_COPY_REPEATED_(CPPTYPE, Name)                                         \
+  case FieldDescriptor::CPPTYPE:                                                 \
+    to->Add##Name(message, field, from->GetRepeated##Name(overrides, field, i)); \
+    break;
+          PACT_COPY_REPEATED_(CPPTYPE_INT32, Int32)
+          PACT_COPY_REPEATED_(CPPTYPE_INT64, Int64)
+          PACT_COPY_REPEATED_(CPPTYPE_UINT32, UInt32)
+          PACT_COPY_REPEATED_(CPPTYPE_UINT64, UInt64)
+          PACT_COPY_REPEATED_(CPPTYPE_FLOAT, Float)
+          PACT_COPY_REPEATED_(CPPTYPE_DOUBLE, Double)
+          PACT_COPY_REPEATED_(CPPTYPE_BOOL, Bool)
+          PACT_COPY_REPEATED_(CPPTYPE_STRING, String)
+          PACT_COPY_REPEATED_(CPPTYPE_ENUM, Enum)
+#undef PACT_COPY_REPEATED_
+          case FieldDescriptor::CPPTYPE_MESSAGE:
+            to->AddMessage(message, field)->CopyFrom(from->GetRepeatedMessage(overrides, field, i));
+            break;
+        }
+      }
+      continue;
+    }
+    if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      // Switching a oneof to another choice clears the old one (MutableMessage does that);
+      // staying on the same choice merges its options field by field.
+      MergeReplacingRepeated(from->GetMessage(overrides, field), to->MutableMessage(message, field));
+      continue;
+    }
+    switch (field->cpp_type()) {
+#define PACT_COPY_SINGULAR_(CPPTYPE, Name)                                 \
+  case FieldDescriptor::CPPTYPE:                                         \
+    to->Set##Name(message, field, from->Get##Name(overrides, field));    \
+    break;
+      PACT_COPY_SINGULAR_(CPPTYPE_INT32, Int32)
+      PACT_COPY_SINGULAR_(CPPTYPE_INT64, Int64)
+      PACT_COPY_SINGULAR_(CPPTYPE_UINT32, UInt32)
+      PACT_COPY_SINGULAR_(CPPTYPE_UINT64, UInt64)
+      PACT_COPY_SINGULAR_(CPPTYPE_FLOAT, Float)
+      PACT_COPY_SINGULAR_(CPPTYPE_DOUBLE, Double)
+      PACT_COPY_SINGULAR_(CPPTYPE_BOOL, Bool)
+      PACT_COPY_SINGULAR_(CPPTYPE_STRING, String)
+      PACT_COPY_SINGULAR_(CPPTYPE_ENUM, Enum)
+#undef PACT_COPY_SINGULAR_
+      case FieldDescriptor::CPPTYPE_MESSAGE:
+        break;  // handled above
+    }
+  }
+}
+
+absl::Status MergeTextOverrides(absl::string_view overrides, absl::string_view source,
+                                Message* message) {
+  std::unique_ptr<Message> parsed(message->New());
+  const absl::Status status = ParseTextProto(overrides, source, parsed.get());
+  if (!status.ok()) return status;
+  MergeReplacingRepeated(*parsed, message);
+  return absl::OkStatus();
+}
+
+std::string ToTextProto(const Message& message) {
+  std::string text;
+  google::protobuf::TextFormat::Printer printer;
+  printer.PrintToString(message, &text);
+  return text;
+}
+
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view text) {
+  const std::string tmp = absl::StrCat(path, ".tmp");
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return absl::PermissionDeniedError(absl::StrCat(tmp, ": cannot open for writing"));
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    out.flush();
+    if (!out) return absl::DataLossError(absl::StrCat(tmp, ": write failed"));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return absl::PermissionDeniedError(absl::StrCat("cannot rename ", tmp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace pact

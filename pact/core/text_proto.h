@@ -1,0 +1,44 @@
+// Text-format protos (recipes) with located errors and replace-style overrides.
+//
+// Parse errors read `path:line:col: message` (1-based). Overrides (`--recipe_overrides`) are
+// parsed on their own and merged so that every field they set replaces the recipe's value,
+// repeated fields included: plain TextFormat merging would append (milestones [60, 120]
+// overridden by [30] would become [60, 120, 30]).
+#ifndef PACT_CORE_TEXT_PROTO_H_
+#define PACT_CORE_TEXT_PROTO_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/message.h"
+
+namespace pact {
+
+// Parses `text` into `message` (cleared first). `path` names the source in errors.
+absl::Status ParseTextProto(absl::string_view text, absl::string_view path,
+                            google::protobuf::Message* message);
+
+// Reads and parses a text-format file. NotFound when the file cannot be read.
+absl::Status ReadTextProtoFile(const std::string& path, google::protobuf::Message* message);
+
+// Parses `overrides` (text format for the same message type) and merges it into `message`:
+// singular fields and oneof choices set in `overrides` replace those of `message`, repeated
+// fields set there replace the whole repeated field, sub-messages merge recursively. A oneof
+// switched to another choice drops the old choice's options.
+absl::Status MergeTextOverrides(absl::string_view overrides, absl::string_view source,
+                                google::protobuf::Message* message);
+
+// Merges an already-parsed `overrides` into `message` with the same replace semantics.
+void MergeReplacingRepeated(const google::protobuf::Message& overrides,
+                            google::protobuf::Message* message);
+
+// Text format of `message` (for printing and writing the resolved recipe).
+std::string ToTextProto(const google::protobuf::Message& message);
+
+// Writes `text` to `path` atomically (temporary file in the same folder, then rename).
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view text);
+
+}  // namespace pact
+
+#endif  // PACT_CORE_TEXT_PROTO_H_
