@@ -1,0 +1,52 @@
+// Registers Adam ("adam"); the paper's optimizer for SVHN and AlexNet.
+#include <memory>
+#include <tuple>
+#include <vector>
+
+#include <torch/optim/adam.h>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "pact/core/torch_status.h"
+#include "pact/optim/adam_options.pb.h"
+#include "pact/optim/optimizer.h"
+
+namespace pact::optim {
+namespace {
+
+torch::optim::AdamOptions ToTorch(const AdamOptions& o, double weight_decay) {
+  return torch::optim::AdamOptions(o.lr())
+      .betas(std::make_tuple(o.beta1(), o.beta2()))
+      .eps(o.eps())
+      .amsgrad(o.amsgrad())
+      .weight_decay(weight_decay);
+}
+
+absl::StatusOr<std::shared_ptr<Optimizer>> BuildAdam(const AdamOptions& o,
+                                                     const OptimizerContext& context) {
+  if (!(o.lr() > 0)) return absl::InvalidArgumentError(absl::StrCat("adam.lr: must be > 0, got ", o.lr()));
+  if (!(o.eps() > 0)) return absl::InvalidArgumentError(absl::StrCat("adam.eps: must be > 0, got ", o.eps()));
+  return TorchCall("building adam", [&] {
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    if (!context.decayed.empty()) {
+      groups.emplace_back(context.decayed, std::make_unique<torch::optim::AdamOptions>(
+                                               ToTorch(o, o.weight_decay())));
+    }
+    if (!context.not_decayed.empty()) {
+      groups.emplace_back(context.not_decayed,
+                          std::make_unique<torch::optim::AdamOptions>(ToTorch(o, 0.0)));
+    }
+    auto optimizer = std::make_shared<Optimizer>();
+    optimizer->torch_optimizer =
+        std::make_shared<torch::optim::Adam>(std::move(groups), ToTorch(o, o.weight_decay()));
+    optimizer->base_lr = o.lr();
+    optimizer->weight_decay = o.weight_decay();
+    return optimizer;
+  });
+}
+
+}  // namespace
+
+PACT_REGISTER_OPTIMIZER(adam, AdamOptions, BuildAdam)
+
+}  // namespace pact::optim

@@ -1,0 +1,182 @@
+#include "pact/quant/layers.h"
+
+#include <cmath>
+#include <ostream>
+#include <utility>
+#include <array>
+
+#include <torch/torch.h>
+
+#include "glog/logging.h"
+#include "pact/quant/pact_ops.h"
+
+namespace pact::quant {
+namespace {
+
+// PyTorch's default init for conv/linear (kaiming_uniform with a = sqrt(5), bias
+// U(-1/sqrt(fan_in), 1/sqrt(fan_in))), so FP baselines match Python runs.
+void ResetLikeTorch(torch::Tensor& weight, torch::Tensor& bias) {
+  torch::NoGradGuard no_grad;
+  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (bias.defined()) {
+    const auto fan = torch::nn::init::_calculate_fan_in_and_fan_out(weight);
+    const double bound = 1.0 / std::sqrt(static_cast<double>(std::get<0>(fan)));
+    torch::nn::init::uniform_(bias, -bound, bound);
+  }
+}
+
+bool QuantizationOn(const std::shared_ptr<const QuantControl>& control) {
+  return control == nullptr || control->enabled();
+}
+
+}  // namespace
+
+QuantConv2dImpl::QuantConv2dImpl(const torch::nn::Conv2dOptions& options,
+                                 std::shared_ptr<const WeightQuantizer> quantizer,
+                                 std::shared_ptr<const QuantControl> control)
+    : options_(options),
+      quantizer_(quantizer ? std::move(quantizer) : std::make_shared<NoWeightQuantizer>()),
+      control_(std::move(control)) {
+  TORCH_CHECK(options_.in_channels() % options_.groups() == 0 &&
+                  options_.out_channels() % options_.groups() == 0,
+              "conv channels must be divisible by groups");
+  std::vector<int64_t> shape = {options_.out_channels(),
+                                options_.in_channels() / options_.groups()};
+  for (int64_t k : *options_.kernel_size()) shape.push_back(k);
+  weight = register_parameter("weight", torch::empty(shape));
+  if (options_.bias()) bias = register_parameter("bias", torch::empty({options_.out_channels()}));
+  ResetLikeTorch(weight, bias);
+}
+
+torch::Tensor QuantConv2dImpl::QuantizedWeight() const {
+  torch::NoGradGuard no_grad;
+  return QuantizationOn(control_) ? quantizer_->Quantize(weight) : weight;
+}
+
+torch::Tensor QuantConv2dImpl::forward(const torch::Tensor& input) {
+  const torch::Tensor w = QuantizationOn(control_) ? quantizer_->Quantize(weight) : weight;
+  torch::Tensor out;
+  if (const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&options_.padding())) {
+    out = torch::conv2d(input, w, bias, *options_.stride(), **pad, *options_.dilation(),
+                        options_.groups());
+  } else if (c10::holds_alternative<torch::enumtype::kValid>(options_.padding())) {
+    const std::array<int64_t, 2> zero = {0, 0};
+    out = torch::conv2d(input, w, bias, *options_.stride(), zero, *options_.dilation(),
+                        options_.groups());
+  } else {
+    out = torch::conv2d(input, w, bias, *options_.stride(), "same", *options_.dilation(),
+                        options_.groups());
+  }
+  last_output_shape_ = out.sizes().vec();
+  return out;
+}
+
+void QuantConv2dImpl::pretty_print(std::ostream& stream) const {
+  stream << "QuantConv2d(" << options_.in_channels() << ", " << options_.out_channels()
+         << ", kernel_size=" << options_.kernel_size() << ", stride=" << options_.stride()
+         << ", groups=" << options_.groups() << ", bias=" << options_.bias()
+         << ", weight=" << quantizer_->kind() << "/" << quantizer_->bits() << "b)";
+}
+
+QuantLinearImpl::QuantLinearImpl(const torch::nn::LinearOptions& options,
+                                 std::shared_ptr<const WeightQuantizer> quantizer,
+                                 std::shared_ptr<const QuantControl> control)
+    : options_(options),
+      quantizer_(quantizer ? std::move(quantizer) : std::make_shared<NoWeightQuantizer>()),
+      control_(std::move(control)) {
+  weight = register_parameter("weight",
+                              torch::empty({options_.out_features(), options_.in_features()}));
+  if (options_.bias()) bias = register_parameter("bias", torch::empty({options_.out_features()}));
+  ResetLikeTorch(weight, bias);
+}
+
+torch::Tensor QuantLinearImpl::QuantizedWeight() const {
+  torch::NoGradGuard no_grad;
+  return QuantizationOn(control_) ? quantizer_->Quantize(weight) : weight;
+}
+
+torch::Tensor QuantLinearImpl::forward(const torch::Tensor& input) {
+  const torch::Tensor w = QuantizationOn(control_) ? quantizer_->Quantize(weight) : weight;
+  torch::Tensor out = torch::linear(input, w, bias);
+  last_output_shape_ = out.sizes().vec();
+  return out;
+}
+
+void QuantLinearImpl::pretty_print(std::ostream& stream) const {
+  stream << "QuantLinear(in_features=" << options_.in_features()
+         << ", out_features=" << options_.out_features() << ", bias=" << options_.bias()
+         << ", weight=" << quantizer_->kind() << "/" << quantizer_->bits() << "b)";
+}
+
+PactActivation::PactActivation(int bits, double alpha_init, double alpha_min,
+                               std::shared_ptr<const QuantControl> control)
+    : bits_(bits), alpha_min_(alpha_min), control_(std::move(control)) {
+  TORCH_CHECK(bits >= 0 && bits <= 16, "PACT bits must be in [0, 16], got ", bits);
+  TORCH_CHECK(alpha_min > 0 && alpha_init >= alpha_min,
+              "PACT needs 0 < alpha_min <= alpha_init, got alpha_min ", alpha_min,
+              " and alpha_init ", alpha_init);
+  alpha = register_parameter("alpha", torch::full({1}, alpha_init));
+}
+
+torch::Tensor PactActivation::forward(const torch::Tensor& x) {
+  const int bits = QuantizationOn(control_) ? bits_ : 0;
+  const double value = alpha.item<double>();
+  if (!(value >= alpha_min_)) {  // also catches NaN
+    ++guard_hits_;
+    LOG_EVERY_N(WARNING, 100) << "PACT alpha " << value << " below alpha_min " << alpha_min_
+                              << ": clamped in forward (" << guard_hits_
+                              << " times in this layer)";
+  }
+  torch::Tensor y = Pact(x, alpha, bits, alpha_min_);
+  last_output_shape_ = y.sizes().vec();
+  return y;
+}
+
+void PactActivation::pretty_print(std::ostream& stream) const {
+  stream << "PactActivation(bits=" << bits_ << ", alpha_min=" << alpha_min_ << ")";
+}
+
+torch::Tensor ReluActivation::forward(const torch::Tensor& x) {
+  torch::Tensor y = torch::relu(x);
+  last_output_shape_ = y.sizes().vec();
+  return y;
+}
+
+void ReluActivation::pretty_print(std::ostream& stream) const { stream << "ReluActivation()"; }
+
+LayerBuilder::LayerBuilder(std::shared_ptr<const ActivationQuantizer> activation,
+                           std::shared_ptr<const WeightQuantizer> weight, bool quantize_first_last)
+    : activation_(std::move(activation)),
+      weight_(weight ? std::move(weight) : std::make_shared<NoWeightQuantizer>()),
+      full_precision_(std::make_shared<NoWeightQuantizer>()),
+      quantize_first_last_(quantize_first_last),
+      control_(std::make_shared<QuantControl>()) {}
+
+std::shared_ptr<LayerBuilder> LayerBuilder::FullPrecision() {
+  return std::make_shared<LayerBuilder>(nullptr, nullptr, /*quantize_first_last=*/false);
+}
+
+QuantConv2d LayerBuilder::Conv(const torch::nn::Conv2dOptions& options,
+                               LayerPosition position) const {
+  return QuantConv2d(options, Quantized(position) ? weight_ : full_precision_, control_);
+}
+
+QuantLinear LayerBuilder::Linear(const torch::nn::LinearOptions& options,
+                                 LayerPosition position) const {
+  return QuantLinear(options, Quantized(position) ? weight_ : full_precision_, control_);
+}
+
+std::shared_ptr<ActivationModule> LayerBuilder::Activation(LayerPosition position) const {
+  if (activation_ == nullptr) return std::make_shared<ReluActivation>();
+  return activation_->Create(Quantized(position), control_);
+}
+
+std::vector<torch::Tensor> CollectAlphas(torch::nn::Module& module) {
+  std::vector<torch::Tensor> alphas;
+  for (const auto& child : module.modules(/*include_self=*/true)) {
+    if (auto* pact = dynamic_cast<PactActivation*>(child.get())) alphas.push_back(pact->alpha);
+  }
+  return alphas;
+}
+
+}  // namespace pact::quant

@@ -1,0 +1,152 @@
+// Quantized layers and the LayerBuilder that hands them to models.
+//
+// Models never construct conv/linear/activation modules directly: they ask a LayerBuilder for
+// the layer at a "first", "middle" or "last" position, and the builder applies the recipe's
+// quantizers and first/last policy (PACT paper Sec. 4: the first conv and the last linear keep
+// full-precision weights; the activations right after the first layer and feeding the last
+// layer keep PACT clipping without quantization) unless quantize_first_last is set.
+#ifndef PACT_QUANT_LAYERS_H_
+#define PACT_QUANT_LAYERS_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/options/conv.h>
+#include <torch/nn/options/linear.h>
+#include <torch/types.h>
+
+#include "pact/quant/quantizer.h"
+
+namespace pact::quant {
+
+enum class LayerPosition { kFirst, kMiddle, kLast };
+
+// Conv2d whose weights pass through a WeightQuantizer on every forward; the float master
+// weights are what the optimizer trains. Parameters are "weight" and "bias" (PyTorch names).
+class QuantConv2dImpl : public torch::nn::Module {
+ public:
+  QuantConv2dImpl(const torch::nn::Conv2dOptions& options,
+                  std::shared_ptr<const WeightQuantizer> quantizer,
+                  std::shared_ptr<const QuantControl> control);
+  torch::Tensor forward(const torch::Tensor& input);
+  // Bits in effect (kFullPrecisionBits for FP).
+  int weight_bits() const { return quantizer_->bits(); }
+  const torch::nn::Conv2dOptions& options() const { return options_; }
+  const std::vector<int64_t>& last_output_shape() const { return last_output_shape_; }
+  // The quantized weights as used in forward (no grad).
+  torch::Tensor QuantizedWeight() const;
+  void pretty_print(std::ostream& stream) const override;
+
+  torch::Tensor weight;
+  torch::Tensor bias;  // undefined when options.bias() is false
+
+ private:
+  torch::nn::Conv2dOptions options_;
+  std::shared_ptr<const WeightQuantizer> quantizer_;
+  std::shared_ptr<const QuantControl> control_;
+  std::vector<int64_t> last_output_shape_;
+};
+TORCH_MODULE(QuantConv2d);
+
+// Linear with quantized weights; see QuantConv2dImpl.
+class QuantLinearImpl : public torch::nn::Module {
+ public:
+  QuantLinearImpl(const torch::nn::LinearOptions& options,
+                  std::shared_ptr<const WeightQuantizer> quantizer,
+                  std::shared_ptr<const QuantControl> control);
+  torch::Tensor forward(const torch::Tensor& input);
+  int weight_bits() const { return quantizer_->bits(); }
+  const torch::nn::LinearOptions& options() const { return options_; }
+  const std::vector<int64_t>& last_output_shape() const { return last_output_shape_; }
+  torch::Tensor QuantizedWeight() const;
+  void pretty_print(std::ostream& stream) const override;
+
+  torch::Tensor weight;
+  torch::Tensor bias;
+
+ private:
+  torch::nn::LinearOptions options_;
+  std::shared_ptr<const WeightQuantizer> quantizer_;
+  std::shared_ptr<const QuantControl> control_;
+  std::vector<int64_t> last_output_shape_;
+};
+TORCH_MODULE(QuantLinear);
+
+// PACT activation holding the learnable clipping level "alpha" (one per layer).
+class PactActivation : public ActivationModule {
+ public:
+  // bits: 0 = clipping only. alpha_min: positivity guard (> 0).
+  PactActivation(int bits, double alpha_init, double alpha_min,
+                 std::shared_ptr<const QuantControl> control);
+  torch::Tensor forward(const torch::Tensor& x) override;
+  int bits() const override { return bits_; }
+  std::string kind() const override { return "pact"; }
+  void pretty_print(std::ostream& stream) const override;
+  // How many forwards found alpha below alpha_min and clamped it.
+  int64_t guard_hits() const { return guard_hits_; }
+
+  torch::Tensor alpha;
+
+ private:
+  int bits_;
+  double alpha_min_;
+  std::shared_ptr<const QuantControl> control_;
+  int64_t guard_hits_ = 0;
+};
+
+// The full-precision baseline.
+class ReluActivation : public ActivationModule {
+ public:
+  torch::Tensor forward(const torch::Tensor& x) override;
+  int bits() const override { return kFullPrecisionBits; }
+  std::string kind() const override { return "relu"; }
+  void pretty_print(std::ostream& stream) const override;
+};
+
+// Identity weight transform (full precision).
+class NoWeightQuantizer : public WeightQuantizer {
+ public:
+  torch::Tensor Quantize(const torch::Tensor& weight) const override { return weight; }
+  int bits() const override { return kFullPrecisionBits; }
+  std::string kind() const override { return "none"; }
+};
+
+class LayerBuilder {
+ public:
+  // Null quantizers mean relu / none (full precision).
+  LayerBuilder(std::shared_ptr<const ActivationQuantizer> activation,
+               std::shared_ptr<const WeightQuantizer> weight, bool quantize_first_last);
+
+  // Full precision everywhere (ReLU, float weights).
+  static std::shared_ptr<LayerBuilder> FullPrecision();
+
+  QuantConv2d Conv(const torch::nn::Conv2dOptions& options, LayerPosition position) const;
+  QuantLinear Linear(const torch::nn::LinearOptions& options, LayerPosition position) const;
+  // The activation at a ReLU position. kFirst = right after the first layer, kLast = feeding
+  // the last layer.
+  std::shared_ptr<ActivationModule> Activation(LayerPosition position) const;
+
+  // Shared by every layer built here: turning it off makes them run unquantized.
+  const std::shared_ptr<QuantControl>& control() const { return control_; }
+  bool quantize_first_last() const { return quantize_first_last_; }
+
+ private:
+  bool Quantized(LayerPosition position) const {
+    return quantize_first_last_ || position == LayerPosition::kMiddle;
+  }
+
+  std::shared_ptr<const ActivationQuantizer> activation_;
+  std::shared_ptr<const WeightQuantizer> weight_;
+  std::shared_ptr<const WeightQuantizer> full_precision_;
+  bool quantize_first_last_;
+  std::shared_ptr<QuantControl> control_;
+};
+
+// Every PACT alpha of `module` (for lambda_alpha and for excluding them from weight decay).
+std::vector<torch::Tensor> CollectAlphas(torch::nn::Module& module);
+
+}  // namespace pact::quant
+
+#endif  // PACT_QUANT_LAYERS_H_

@@ -1,0 +1,367 @@
+#include "pact/quant/pact_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/autograd.h>
+#include <torch/torch.h>
+
+#include "pact/quant/pact_kernels.h"
+
+namespace pact::quant {
+namespace {
+
+using kernels::kReduceBlock;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Elements per parallel task for elementwise loops (ATen's own grain, at::internal::GRAIN_SIZE).
+constexpr int64_t kGrain = 32768;
+constexpr int64_t kBlocksPerTask = kGrain / kReduceBlock;
+
+double Levels(int64_t bits) { return std::ldexp(1.0, static_cast<int>(bits)) - 1.0; }
+
+void CheckPactBits(int64_t bits) {
+  TORCH_CHECK(bits >= 0 && bits <= 16, "PACT bits must be in [0, 16], got ", bits);
+}
+
+// `value` rounded to `dtype`, as ATen rounds a double scalar operand.
+double RoundToDtype(double value, torch::ScalarType dtype) {
+  switch (dtype) {
+    case torch::kDouble:
+      return value;
+    case torch::kFloat:
+      return static_cast<float>(value);
+    default:
+      return torch::scalar_tensor(value, torch::dtype(dtype)).item<double>();
+  }
+}
+
+// PACT's alpha in x's dtype; must stay positive after rounding.
+double PactAlpha(double alpha, torch::ScalarType dtype) {
+  const double rounded = RoundToDtype(alpha, dtype);
+  TORCH_CHECK(rounded > 0, "PACT alpha must be > 0, got ", alpha);
+  return rounded;
+}
+
+// A layout the kernels can walk linearly: every element exactly once, in memory order.
+torch::Tensor Dense(const torch::Tensor& t) {
+  return t.is_non_overlapping_and_dense() ? t : t.contiguous();
+}
+
+// An upstream gradient lined up element for element with `like` (a dense tensor): either a
+// tensor with like's strides (copied into them if needed) or, for a gradient expanded from one
+// value (what sum().backward() sends), that value broadcast without materializing it.
+struct AlignedGrad {
+  torch::Tensor tensor;
+  bool broadcast = false;
+};
+
+AlignedGrad AlignGrad(const torch::Tensor& grad, const torch::Tensor& like,
+                      torch::ScalarType dtype) {
+  TORCH_CHECK(grad.sizes() == like.sizes(), "gradient shape ", grad.sizes(),
+              " does not match the forward's ", like.sizes());
+  torch::Tensor g = grad.device().is_cpu() ? grad : grad.cpu();
+  if (g.scalar_type() != dtype) g = g.to(dtype);
+  const auto strides = g.strides();
+  const bool broadcast =
+      g.numel() > 0 && std::all_of(strides.begin(), strides.end(), [](int64_t s) { return s == 0; });
+  if (broadcast || g.strides() == like.strides()) return {g, broadcast};
+  torch::Tensor aligned = at::empty_like(like, g.options());
+  aligned.copy_(g);
+  return {aligned, false};
+}
+
+// Runs fn(begin, end) on the blocks [b * kReduceBlock, (b + 1) * kReduceBlock) of [0, n) in
+// parallel and returns the block results in block order. The caller combines them in that
+// order, so a sum never depends on how many threads ran.
+template <typename Result, typename Fn>
+std::vector<Result> MapBlocks(int64_t n, const Fn& fn) {
+  const int64_t blocks = (n + kReduceBlock - 1) / kReduceBlock;
+  std::vector<Result> results(blocks);
+  at::parallel_for(0, blocks, kBlocksPerTask, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      results[b] = fn(b * kReduceBlock, std::min(n, (b + 1) * kReduceBlock));
+    }
+  });
+  return results;
+}
+
+double SumInOrder(const std::vector<double>& values) {
+  double sum = 0.0;
+  for (double v : values) sum += v;
+  return sum;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Composed ATen versions: the fallback for devices and dtypes without fused kernels (CUDA).
+
+torch::Tensor ComposedPactForward(const torch::Tensor& x, double alpha, int64_t bits) {
+  const double a = PactAlpha(alpha, x.scalar_type());
+  torch::Tensor y = torch::clamp(x, 0.0, a);
+  if (bits == 0) return y;
+  const double levels = Levels(bits);
+  return torch::round(y * (levels / a)) * (a / levels);
+}
+
+std::pair<torch::Tensor, torch::Tensor> ComposedPactBackward(const torch::Tensor& grad_y,
+                                                             const torch::Tensor& x,
+                                                             double alpha) {
+  const double a = PactAlpha(alpha, x.scalar_type());
+  const torch::Tensor g = grad_y.to(x.scalar_type());
+  const torch::Tensor zero = torch::zeros({}, g.options());
+  const torch::Tensor grad_x = torch::where((x >= 0) & (x < a), g, zero);
+  const torch::Tensor grad_alpha =
+      torch::where(x >= a, g, zero).sum(torch::kDouble).to(x.scalar_type());
+  return {grad_x, grad_alpha};
+}
+
+torch::Tensor ComposedDorefa(const torch::Tensor& w, int64_t bits) {
+  const torch::Tensor t = torch::tanh(w);
+  const torch::Tensor a = t / (2 * t.abs().max()) + 0.5;
+  const double levels = Levels(bits);
+  const torch::Tensor q = torch::round(a.detach() * levels) / levels;
+  // Straight-through: q's value (q + 0 exactly) with a's gradient.
+  return 2 * (q + (a - a.detach())) - 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fused CPU paths.
+
+std::pair<torch::Tensor, torch::Tensor> FusedPactForward(const torch::Tensor& x, double alpha,
+                                                         int64_t bits, bool with_codes) {
+  const torch::Tensor src = Dense(x);
+  const double a = PactAlpha(alpha, src.scalar_type());
+  torch::Tensor y = at::empty_like(src);  // keeps src's (dense) strides
+  torch::Tensor codes;
+  if (with_codes) codes = at::empty_like(src, src.options().dtype(torch::kByte));
+  const int64_t n = src.numel();
+  const double levels = Levels(bits);
+  AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "pact_forward", [&] {
+    const auto& k = kernels::ActiveKernels().get<scalar_t>();
+    const scalar_t alpha_s = static_cast<scalar_t>(a);
+    const scalar_t scale = static_cast<scalar_t>(levels / a);
+    const scalar_t step = static_cast<scalar_t>(a / levels);
+    const scalar_t* xp = src.data_ptr<scalar_t>();
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    uint8_t* cp = with_codes ? codes.data_ptr<uint8_t>() : nullptr;
+    at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+      k.pact_forward(xp + begin, yp + begin, cp == nullptr ? nullptr : cp + begin, end - begin,
+                     alpha_s, scale, step, bits > 0);
+    });
+  });
+  return {y, codes};
+}
+
+// PACT autograd function: the fused path saves 1-byte codes, the composed one saves x.
+struct PactFunction : public torch::autograd::Function<PactFunction> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& alpha, int64_t bits, double alpha_eff) {
+    ctx->saved_data["alpha"] = alpha_eff;
+    ctx->saved_data["alpha_like"] = alpha.detach();  // device, dtype and shape of dL/dalpha
+    const bool fused = UsesFusedKernels(x);
+    ctx->saved_data["fused"] = fused;
+    if (fused) {
+      auto [y, codes] = FusedPactForward(x, alpha_eff, bits, /*with_codes=*/true);
+      ctx->save_for_backward({codes});
+      return y;
+    }
+    ctx->save_for_backward({x});
+    return ComposedPactForward(x, alpha_eff, bits);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const torch::Tensor saved = ctx->get_saved_variables()[0];
+    auto [grad_x, grad_alpha] =
+        ctx->saved_data["fused"].toBool()
+            ? PactBackwardFromCodesKernel(grads[0], saved)
+            : PactBackwardKernel(grads[0], saved, ctx->saved_data["alpha"].toDouble());
+    const torch::Tensor like = ctx->saved_data["alpha_like"].toTensor();
+    return {grad_x, grad_alpha.to(like.options()).reshape(like.sizes()), torch::Tensor(),
+            torch::Tensor()};
+  }
+};
+
+// DoReFa forward on CPU: t = tanh(w) (ATen's vectorized tanh, bitwise what the composed
+// expression uses), m = max|t| (a separate reduction pass), then one fused quantize pass.
+struct DorefaForwardResult {
+  torch::Tensor out;
+  torch::Tensor t;
+  double m = 0.0;
+};
+
+DorefaForwardResult FusedDorefaForward(const torch::Tensor& w, int64_t bits) {
+  const torch::Tensor t = torch::tanh(Dense(w));
+  torch::Tensor out = at::empty_like(t);
+  const int64_t n = t.numel();
+  double m = 0.0;
+  AT_DISPATCH_FLOATING_TYPES(t.scalar_type(), "dorefa_forward", [&] {
+    const auto& k = kernels::ActiveKernels().get<scalar_t>();
+    const scalar_t* tp = t.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    // max is exact, so the block order does not matter here; NaN wins.
+    scalar_t max_abs = 0;
+    for (scalar_t block_max : MapBlocks<scalar_t>(
+             n, [&](int64_t b, int64_t e) { return k.abs_max(tp + b, e - b); })) {
+      if (block_max > max_abs || std::isnan(block_max)) max_abs = block_max;
+      if (std::isnan(max_abs)) break;
+    }
+    const scalar_t two_m = max_abs + max_abs;
+    const scalar_t levels = static_cast<scalar_t>(Levels(bits));
+    at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+      k.dorefa_forward(tp + begin, op + begin, end - begin, two_m, levels);
+    });
+    m = max_abs;
+  });
+  return {out, t, m};
+}
+
+// Backward of the un-rounded expression f(w) = 2 * (t / D + 0.5) - 1 with t = tanh(w),
+// D = 2 * max|t|:
+//   dL/dt_i  = 2 g_i / D                                  (direct)
+//   dL/dD    = -sum_j 2 g_j t_j / D^2,  dL/dmax = 2 dL/dD  (through the max)
+//   tied elements (|t_j| == max) also get sign(t_j) * dL/dmax / #ties (autograd's max() rule)
+//   dL/dw_i  = dL/dt_i * (1 - t_i^2)
+// Two passes over (g, t): the dot product sum_j g_j t_j with the tie count, then the
+// elementwise gradient.
+torch::Tensor FusedDorefaBackward(const torch::Tensor& grad, const torch::Tensor& t, double m) {
+  const AlignedGrad g = AlignGrad(grad, t, t.scalar_type());
+  torch::Tensor grad_w = at::empty_like(t);
+  const int64_t n = t.numel();
+  AT_DISPATCH_FLOATING_TYPES(t.scalar_type(), "dorefa_backward", [&] {
+    const auto& k = kernels::ActiveKernels().get<scalar_t>();
+    const scalar_t* gp = g.tensor.data_ptr<scalar_t>();
+    const scalar_t* tp = t.data_ptr<scalar_t>();
+    const scalar_t m_s = static_cast<scalar_t>(m);
+    const auto block_results = MapBlocks<std::pair<double, int64_t>>(n, [&](int64_t b, int64_t e) {
+      int64_t ties = 0;
+      const double dot = k.dorefa_dot(g.broadcast ? gp : gp + b, g.broadcast, tp + b, m_s, e - b,
+                                      &ties);
+      return std::make_pair(dot, ties);
+    });
+    double dot = 0.0;
+    int64_t ties = 0;
+    for (const auto& [block_dot, block_ties] : block_results) {
+      dot += block_dot;
+      ties += block_ties;
+    }
+    const double d = 2.0 * static_cast<double>(m_s);
+    const double grad_max = 2.0 * (-2.0 * dot / (d * d));
+    const scalar_t share = static_cast<scalar_t>(ties > 0 ? grad_max / ties : 0.0);
+    const scalar_t two_m = m_s + m_s;
+    scalar_t* wp = grad_w.data_ptr<scalar_t>();
+    at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+      k.dorefa_backward(g.broadcast ? gp : gp + begin, g.broadcast, tp + begin, wp + begin,
+                        end - begin, two_m, m_s, share);
+    });
+  });
+  return grad_w;
+}
+
+struct DorefaFunction : public torch::autograd::Function<DorefaFunction> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& w, int64_t bits) {
+    DorefaForwardResult result = FusedDorefaForward(w, bits);
+    ctx->save_for_backward({result.t});
+    ctx->saved_data["m"] = result.m;
+    return result.out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const torch::Tensor t = ctx->get_saved_variables()[0];
+    return {FusedDorefaBackward(grads[0], t, ctx->saved_data["m"].toDouble()), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+bool UsesFusedKernels(const torch::Tensor& t) {
+  return t.device().is_cpu() && t.layout() == torch::kStrided &&
+         (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kDouble);
+}
+
+torch::Tensor PactForwardKernel(const torch::Tensor& x, double alpha, int64_t bits) {
+  CheckPactBits(bits);
+  if (!UsesFusedKernels(x)) return ComposedPactForward(x, alpha, bits);
+  return FusedPactForward(x, alpha, bits, /*with_codes=*/false).first;
+}
+
+std::pair<torch::Tensor, torch::Tensor> PactForwardWithCodesKernel(const torch::Tensor& x,
+                                                                   double alpha, int64_t bits) {
+  CheckPactBits(bits);
+  TORCH_CHECK(UsesFusedKernels(x), "PactForwardWithCodesKernel needs a CPU float or double "
+              "tensor, got ", x.toString());
+  return FusedPactForward(x, alpha, bits, /*with_codes=*/true);
+}
+
+std::pair<torch::Tensor, torch::Tensor> PactBackwardFromCodesKernel(const torch::Tensor& grad_y,
+                                                                    const torch::Tensor& codes) {
+  TORCH_CHECK(codes.scalar_type() == torch::kByte && codes.device().is_cpu() &&
+                  codes.is_non_overlapping_and_dense(),
+              "PACT codes must be the dense CPU uint8 tensor from PactForwardWithCodesKernel");
+  const torch::ScalarType dtype =
+      grad_y.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
+  const AlignedGrad g = AlignGrad(grad_y, codes, dtype);
+  torch::Tensor grad_x = at::empty_like(codes, g.tensor.options());
+  const int64_t n = codes.numel();
+  double grad_alpha = 0.0;
+  AT_DISPATCH_FLOATING_TYPES(dtype, "pact_backward", [&] {
+    const auto& k = kernels::ActiveKernels().get<scalar_t>();
+    const scalar_t* gp = g.tensor.data_ptr<scalar_t>();
+    const uint8_t* cp = codes.data_ptr<uint8_t>();
+    scalar_t* gxp = grad_x.data_ptr<scalar_t>();
+    grad_alpha = SumInOrder(MapBlocks<double>(n, [&](int64_t b, int64_t e) {
+      return k.pact_backward_codes(g.broadcast ? gp : gp + b, g.broadcast, cp + b, gxp + b,
+                                   e - b);
+    }));
+  });
+  return {grad_x, torch::scalar_tensor(grad_alpha, torch::dtype(dtype))};
+}
+
+std::pair<torch::Tensor, torch::Tensor> PactBackwardKernel(const torch::Tensor& grad_y,
+                                                           const torch::Tensor& x, double alpha) {
+  if (!UsesFusedKernels(x)) return ComposedPactBackward(grad_y, x, alpha);
+  const torch::Tensor src = Dense(x);
+  const double a = PactAlpha(alpha, src.scalar_type());
+  const AlignedGrad g = AlignGrad(grad_y, src, src.scalar_type());
+  torch::Tensor grad_x = at::empty_like(src);
+  const int64_t n = src.numel();
+  double grad_alpha = 0.0;
+  AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "pact_backward", [&] {
+    const auto& k = kernels::ActiveKernels().get<scalar_t>();
+    const scalar_t* gp = g.tensor.data_ptr<scalar_t>();
+    const scalar_t* xp = src.data_ptr<scalar_t>();
+    scalar_t* gxp = grad_x.data_ptr<scalar_t>();
+    const scalar_t alpha_s = static_cast<scalar_t>(a);
+    grad_alpha = SumInOrder(MapBlocks<double>(n, [&](int64_t b, int64_t e) {
+      return k.pact_backward_x(g.broadcast ? gp : gp + b, g.broadcast, xp + b, alpha_s, gxp + b,
+                               e - b);
+    }));
+  });
+  return {grad_x, torch::scalar_tensor(grad_alpha, src.options())};
+}
+
+torch::Tensor Pact(const torch::Tensor& x, const torch::Tensor& alpha, int64_t bits,
+                   double alpha_min) {
+  TORCH_CHECK(alpha.numel() == 1, "PACT alpha must have one element, got ", alpha.numel());
+  CheckPactBits(bits);
+  const double value = alpha.item<double>();
+  const double alpha_eff = value >= alpha_min ? value : alpha_min;  // NaN takes alpha_min too
+  if (torch::GradMode::is_enabled() && (x.requires_grad() || alpha.requires_grad())) {
+    return PactFunction::apply(x, alpha, bits, alpha_eff);
+  }
+  return PactForwardKernel(x, alpha_eff, bits);
+}
+
+torch::Tensor DorefaWeight(const torch::Tensor& w, int64_t bits) {
+  TORCH_CHECK((bits >= 0 && bits <= 16) || bits == 32, "DoReFa bits must be in [0, 16] or 32, got ",
+              bits);
+  if (bits == 0 || bits == 32) return w;
+  if (!UsesFusedKernels(w)) return ComposedDorefa(w, bits);
+  if (torch::GradMode::is_enabled() && w.requires_grad()) return DorefaFunction::apply(w, bits);
+  return FusedDorefaForward(w, bits).out;
+}
+
+}  // namespace pact::quant

@@ -1,0 +1,75 @@
+// PACT and DoReFa as fused, autograd-aware LibTorch operations.
+//
+// PACT (Choi et al. 2018, arXiv:1805.06085):
+//   Eq. 1  y   = clip(x, 0, alpha) = 0.5 * (|x| - |x - alpha| + alpha)
+//   Eq. 2  y_q = round(y * (2^k - 1) / alpha) * alpha / (2^k - 1)
+//   Eq. 3  dy_q/dalpha = 1 where x >= alpha, else 0   (the STE treats round() as identity,
+//          so the (2^k - 1)/alpha scale is not differentiated)
+//          dy_q/dx = 1 where 0 <= x < alpha, else 0
+// Boundaries: x == 0 passes gradient to x (it is inside [0, alpha)); x == alpha passes its
+// gradient to alpha and none to x. bits == 0: clipping only (Eq. 1, no rounding).
+// Floating point: alpha is first rounded to x's dtype; then scale = (2^k - 1) / alpha and
+// step = alpha / (2^k - 1) are computed in double and rounded to x's dtype, and
+// y_q = round(y * scale) * step in x's dtype, round half to even (torch.round). The fused
+// kernels, the composed fallback and the test reference all compute exactly this.
+// NaN inputs: y is NaN and the NaN element passes no gradient to x or alpha. Upstream gradients
+// are selected, not multiplied: an inf/NaN gradient at a masked-out element gives exactly 0.
+//
+// DoReFa weights (Zhou et al. 2016, Eq. 9), used by PACT for weights:
+//   w_q = 2 * quantize_k(tanh(w) / (2 * max|tanh(w)|) + 0.5) - 1,
+//   quantize_k(a) = round((2^k - 1) * a) / (2^k - 1),
+// one max per tensor (per layer). The gradient is that of the un-rounded expression (STE),
+// including the dependence of max|tanh(w)| on w; like autograd's max(), that part is split
+// evenly among the elements tied at the max. bits 0 or 32: identity. An all-zero w gives NaN
+// (0 / 0) and any NaN in w makes every output NaN, as the composed expression does.
+//
+// CPU float/double tensors run fused, vectorized kernels (pact_kernels.h) under
+// at::parallel_for; every reduction (dL/dalpha, max|tanh w|, the DoReFa dot product) sums
+// fixed-size blocks in double and adds the blocks in order, so results are bitwise identical
+// for any thread count. Other devices (CUDA) and dtypes fall back to composed ATen ops with the
+// same semantics (their sums use ATen's own order).
+#ifndef PACT_QUANT_PACT_OPS_H_
+#define PACT_QUANT_PACT_OPS_H_
+
+#include <cstdint>
+#include <utility>
+
+#include <torch/types.h>
+
+namespace pact::quant {
+
+// PACT activation with autograd. `alpha` is a one-element tensor (requires_grad as usual).
+// The forward uses max(alpha, alpha_min) (the positivity guard; a NaN alpha also takes
+// alpha_min); the gradient reaches alpha unchanged through the guard, so a clamped alpha can
+// still recover. The effective alpha must be > 0. On the fused path the backward keeps a
+// 1-byte code per element instead of x.
+torch::Tensor Pact(const torch::Tensor& x, const torch::Tensor& alpha, int64_t bits,
+                   double alpha_min = 0.0);
+
+// DoReFa weight quantization with the straight-through gradient.
+torch::Tensor DorefaWeight(const torch::Tensor& w, int64_t bits);
+
+// The raw kernels (no autograd), exposed for tests and benchmarks. Outputs keep x's layout
+// when x is dense (e.g. channels-last); other strided inputs are made contiguous first.
+torch::Tensor PactForwardKernel(const torch::Tensor& x, double alpha, int64_t bits);
+// Returns {grad_x, grad_alpha} in one pass; grad_alpha is a 0-dim tensor of x's dtype,
+// summed in a fixed order (deterministic for any thread count).
+std::pair<torch::Tensor, torch::Tensor> PactBackwardKernel(const torch::Tensor& grad_y,
+                                                           const torch::Tensor& x, double alpha);
+
+// The fused forward that also returns the per-element codes the backward needs
+// (kernels::kCodeBelow/kCodeInside/kCodeAbove as uint8, in y's layout): {y, codes}. CPU
+// float/double only (see UsesFusedKernels).
+std::pair<torch::Tensor, torch::Tensor> PactForwardWithCodesKernel(const torch::Tensor& x,
+                                                                   double alpha, int64_t bits);
+// The backward from those codes: {grad_x, grad_alpha}, as PactBackwardKernel.
+std::pair<torch::Tensor, torch::Tensor> PactBackwardFromCodesKernel(const torch::Tensor& grad_y,
+                                                                    const torch::Tensor& codes);
+
+// True when `t` takes the fused kernels (a strided CPU float or double tensor); otherwise the
+// ops above run composed ATen ops.
+bool UsesFusedKernels(const torch::Tensor& t);
+
+}  // namespace pact::quant
+
+#endif  // PACT_QUANT_PACT_OPS_H_
