@@ -1,0 +1,95 @@
+#include "pact/train/components.h"
+
+#include <thread>
+
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "pact/core/status_macros.h"
+#include "pact/core/torch_status.h"
+#include "pact/quant/quantizer.h"
+
+namespace pact::train {
+
+int ResolveThreads(int requested) {
+  if (requested > 0) return requested;
+  const unsigned cores = std::thread::hardware_concurrency();
+  return cores == 0 ? 1 : static_cast<int>(cores);
+}
+
+absl::StatusOr<Components> BuildComponents(const Recipe& recipe) {
+  Components c;
+  if (recipe.train().device() == DEVICE_CUDA) {
+    if (!torch::cuda::is_available()) {
+      return absl::FailedPreconditionError(
+          "train.device: DEVICE_CUDA needs a CUDA GPU and a LibTorch built with CUDA (build with "
+          "PACT_LIBTORCH=<libtorch with CUDA>, see README); this build or machine has none");
+    }
+    c.device = torch::Device(torch::kCUDA, 0);
+  }
+  torch::manual_seed(recipe.seed());
+
+  std::shared_ptr<const quant::ActivationQuantizer> activation;
+  if (recipe.quantization().has_activation()) {
+    PACT_ASSIGN_OR_RETURN(activation, quant::GetActivationQuantizerRegistry().Create(
+                                          recipe.quantization().activation(), {}));
+  }
+  std::shared_ptr<const quant::WeightQuantizer> weight;
+  if (recipe.quantization().has_weight()) {
+    PACT_ASSIGN_OR_RETURN(
+        weight, quant::GetWeightQuantizerRegistry().Create(recipe.quantization().weight(), {}));
+  }
+  c.layers = std::make_shared<quant::LayerBuilder>(activation, weight,
+                                                   recipe.quantization().quantize_first_last());
+
+  models::BuildContext model_context;
+  model_context.layers = c.layers;
+  PACT_ASSIGN_OR_RETURN(c.model, models::GetModelRegistry().Create(recipe.model(), model_context));
+
+  PACT_RETURN_IF_ERROR(TorchCall("moving the model to the device", [&] { c.model->to(c.device); }));
+
+  optim::OptimizerContext optimizer_context;
+  for (const auto& item : c.model->named_modules()) {
+    if (auto* pact = dynamic_cast<quant::PactActivation*>(item.value().get())) {
+      c.alpha_names.push_back(item.key());
+      c.alphas.push_back(pact->alpha);
+    }
+  }
+  for (const auto& param : c.model->parameters()) {
+    bool is_alpha = false;
+    for (const auto& alpha : c.alphas) is_alpha = is_alpha || param.is_same(alpha);
+    (is_alpha ? optimizer_context.not_decayed : optimizer_context.decayed).push_back(param);
+  }
+  PACT_ASSIGN_OR_RETURN(c.optimizer,
+                        optim::GetOptimizerRegistry().Create(recipe.optimizer(), optimizer_context));
+  if (recipe.has_lr_schedule()) {
+    PACT_ASSIGN_OR_RETURN(c.schedule,
+                          optim::GetLrScheduleRegistry().Create(recipe.lr_schedule(), {}));
+  }
+  return c;
+}
+
+absl::StatusOr<std::shared_ptr<const datasets::Dataset>> BuildDataset(
+    const datasets::DatasetSpec& spec) {
+  return datasets::GetDatasetRegistry().Create(spec, datasets::MakeDatasetContext(spec));
+}
+
+absl::Status CheckDatasetFitsModel(const datasets::Dataset& dataset, models::Model& model,
+                                   absl::string_view which) {
+  if (dataset.image_shape() != model.input_shape()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        which, ": the dataset gives images of shape [", absl::StrJoin(dataset.image_shape(), ", "),
+        "] but the model takes [", absl::StrJoin(model.input_shape(), ", "),
+        "]; pick a matching model or dataset"));
+  }
+  if (dataset.num_classes() != model.num_classes()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        which, ": the dataset has ", dataset.num_classes(), " classes but the model predicts ",
+        model.num_classes(), "; set the model's num_classes"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace pact::train

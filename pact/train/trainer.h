@@ -1,0 +1,70 @@
+// The generic trainer: runs whatever a validated Recipe names.
+//
+// Per epoch: quantization on/off (warm-up, paper Option B), LR from the schedule, one pass over
+// the shuffled training set (cross-entropy + lambda_alpha/2 * sum(alpha^2)), evaluation
+// (loss, top-1, top-5, BN in eval mode), metrics rows, and checkpoints `last` (+ `best`).
+// A stop request (SIGINT/SIGTERM) finishes the current step, checkpoints and returns; --resume
+// continues bit-identically (CPU, same thread count).
+#ifndef PACT_TRAIN_TRAINER_H_
+#define PACT_TRAIN_TRAINER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "pact/proto/recipe.pb.h"
+
+namespace pact::train {
+
+struct EpochMetrics {
+  int epoch = 0;  // 0-based
+  double lr = 0.0;
+  bool quantized = true;
+  double train_loss = 0.0;  // mean cross-entropy (without the alpha penalty)
+  double train_top1 = 0.0;  // percent
+  bool evaluated = false;
+  double eval_loss = 0.0;
+  double eval_top1 = 0.0;
+  double eval_top5 = 0.0;
+  double seconds = 0.0;          // training + evaluation wall time of the epoch
+  double train_images_per_s = 0.0;
+  std::vector<double> alphas;    // every PACT alpha at the end of the epoch
+};
+
+struct TrainerOptions {
+  // Where outputs go (created if missing).
+  std::string output_dir;
+  // Checkpoint file or output folder (uses its checkpoints/last.pt) to continue; empty = fresh.
+  std::string resume;
+};
+
+enum class RunOutcome { kFinished, kStopped };
+
+class Trainer {
+ public:
+  // Builds every component and loads the data. `recipe` must be validated.
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const Recipe& recipe,
+                                                         const TrainerOptions& options);
+  virtual ~Trainer() = default;
+
+  // Trains to train.epochs, or until RequestStop().
+  virtual absl::StatusOr<RunOutcome> Run() = 0;
+  virtual const std::vector<EpochMetrics>& history() const = 0;
+
+  // Async-signal-safe: asks a running trainer to stop after its current step.
+  static void RequestStop();
+  static bool StopRequested();
+  // Clears a previous request (tests).
+  static void ClearStopRequest();
+};
+
+// Parses, validates and builds every component without loading data (datasets are only
+// checked to be linked), runs one forward pass on zeros of the model's input shape and returns
+// the per-layer summary.
+absl::StatusOr<std::string> DryRun(const Recipe& recipe);
+
+}  // namespace pact::train
+
+#endif  // PACT_TRAIN_TRAINER_H_

@@ -1,0 +1,166 @@
+#include "tools/cli.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "datasets/dataset.h"
+#include "models/model.h"
+#include "pact/core/recipe.h"
+#include "pact/core/status_macros.h"
+#include "pact/core/text_proto.h"
+
+namespace pact::tools {
+namespace {
+
+// The seed's datasets and the recipes that reproduce its commands.
+const std::map<std::string, std::string>& DatasetRecipes() {
+  static const auto* recipes = new std::map<std::string, std::string>{
+      {"cifar10", "cifar10_resnet20.pbtxt"},
+      {"svhn", "svhn_convnet.pbtxt"},
+      {"fashion_mnist", "fashion_mnist_quickstart.pbtxt"},
+  };
+  return *recipes;
+}
+
+const std::vector<std::string>& ImagenetModels() {
+  static const auto* models =
+      new std::vector<std::string>{"alexnet_bn", "resnet18_preact", "resnet50_preact"};
+  return *models;
+}
+
+std::string SelectedName(const google::protobuf::Message& spec) {
+  const auto* field = spec.GetReflection()->GetOneofFieldDescriptor(
+      spec, spec.GetDescriptor()->FindOneofByName("impl"));
+  return field == nullptr ? "" : field->name();
+}
+
+// Switches `spec`'s oneof to `name` with default options (keeps the choice if already there).
+absl::Status SelectByName(google::protobuf::Message* spec, const std::string& name) {
+  const auto* field = spec->GetDescriptor()->FindFieldByName(name);
+  if (field == nullptr || field->containing_oneof() == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("no such choice '", name, "'"));
+  }
+  spec->GetReflection()->MutableMessage(spec, field);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ShippedRecipeFor(const std::string& dataset,
+                                             const std::optional<std::string>& model) {
+  if (dataset == "imagenet") {
+    if (!model.has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--dataset imagenet needs --model, one of: ", absl::StrJoin(ImagenetModels(), ", ")));
+    }
+    for (const auto& m : ImagenetModels()) {
+      if (*model == m) return absl::StrCat("imagenet_", m, ".pbtxt");
+    }
+    return absl::InvalidArgumentError(absl::StrCat("--model ", *model,
+                                                   ": no ImageNet recipe; choose one of: ",
+                                                   absl::StrJoin(ImagenetModels(), ", ")));
+  }
+  auto it = DatasetRecipes().find(dataset);
+  if (it == DatasetRecipes().end()) {
+    std::vector<std::string> names = {"imagenet"};
+    for (const auto& [name, file] : DatasetRecipes()) names.push_back(name);
+    std::sort(names.begin(), names.end());
+    return absl::InvalidArgumentError(absl::StrCat("--dataset ", dataset,
+                                                   ": unknown dataset; choose one of: ",
+                                                   absl::StrJoin(names, ", ")));
+  }
+  return it->second;
+}
+
+absl::StatusOr<Recipe> ResolveRecipe(const CommandLine& cl, const std::string& recipes_dir) {
+  std::string path = cl.recipe;
+  if (path.empty()) {
+    if (!cl.dataset.has_value()) {
+      return absl::InvalidArgumentError(
+          "give --recipe=<file.pbtxt> (see recipes/) or --dataset (cifar10, fashion_mnist, "
+          "imagenet, svhn)");
+    }
+    PACT_ASSIGN_OR_RETURN(std::string file, ShippedRecipeFor(*cl.dataset, cl.model));
+    path = absl::StrCat(recipes_dir, "/", file);
+  }
+  Recipe recipe;
+  PACT_RETURN_IF_ERROR(ReadTextProtoFile(path, &recipe));
+
+  if (cl.dataset.has_value()) {
+    // Datasets must be linked; the registry lists the valid names otherwise.
+    PACT_RETURN_WITH_CONTEXT_IF_ERROR(datasets::GetDatasetRegistry().CheckName(*cl.dataset),
+                                      "--dataset");
+    const std::string current = SelectedName(recipe.train_data());
+    if (!cl.recipe.empty() && current != *cl.dataset) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--dataset ", *cl.dataset, " conflicts with ", path, ", which trains on ", current,
+          "; drop --dataset or pick a recipe for ", *cl.dataset));
+    }
+  }
+  if (cl.model.has_value()) {
+    PACT_RETURN_WITH_CONTEXT_IF_ERROR(models::GetModelRegistry().CheckName(*cl.model), "--model");
+    if (SelectedName(recipe.model()) != *cl.model) {
+      recipe.clear_model();
+      PACT_RETURN_IF_ERROR(SelectByName(recipe.mutable_model(), *cl.model));
+    }
+  }
+  if (cl.data_root.has_value()) {
+    recipe.mutable_train_data()->set_data_root(*cl.data_root);
+    recipe.mutable_eval_data()->set_data_root(*cl.data_root);
+  }
+  if (cl.workers.has_value()) {
+    recipe.mutable_train_data()->set_workers(*cl.workers);
+    recipe.mutable_eval_data()->set_workers(*cl.workers);
+  }
+  if (cl.batch_size.has_value()) recipe.mutable_train()->set_batch_size(*cl.batch_size);
+  if (cl.epochs.has_value()) recipe.mutable_train()->set_epochs(*cl.epochs);
+  if (cl.threads.has_value()) recipe.mutable_train()->set_threads(*cl.threads);
+  if (cl.seed.has_value()) recipe.set_seed(*cl.seed);
+  QuantizationSpec* q = recipe.mutable_quantization();
+  // The seed's network always uses PACT; --act-bits sets its bits (0 = clipping only).
+  if (cl.act_bits.has_value()) q->mutable_activation()->mutable_pact()->set_bits(*cl.act_bits);
+  if (cl.w_bits.has_value()) q->mutable_weight()->mutable_dorefa()->set_bits(*cl.w_bits);
+  if (cl.quantize_first_last) q->set_quantize_first_last(true);
+  if (cl.lambda_alpha.has_value()) q->set_lambda_alpha(*cl.lambda_alpha);
+  if (cl.quant_warmup_epochs.has_value()) q->set_quant_warmup_epochs(*cl.quant_warmup_epochs);
+  if (cl.device.has_value()) {
+    const std::string device = absl::AsciiStrToLower(*cl.device);
+    if (device == "cpu") {
+      recipe.mutable_train()->set_device(DEVICE_CPU);
+    } else if (device == "cuda" || device == "cuda:0" || device == "gpu") {
+      recipe.mutable_train()->set_device(DEVICE_CUDA);
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--device ", *cl.device, ": must be cpu or cuda"));
+    }
+  }
+  if (!cl.recipe_overrides.empty()) {
+    PACT_RETURN_IF_ERROR(MergeTextOverrides(cl.recipe_overrides, "--recipe_overrides", &recipe));
+  }
+  PACT_RETURN_WITH_CONTEXT_IF_ERROR(ValidateRecipe(recipe), path);
+  return recipe;
+}
+
+std::vector<std::string> NormalizeFlagNames(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  out.reserve(args.size());
+  bool after_double_dash = false;
+  for (const std::string& arg : args) {
+    if (after_double_dash || !absl::StartsWith(arg, "--") || arg == "--") {
+      after_double_dash = after_double_dash || arg == "--";
+      out.push_back(arg);
+      continue;
+    }
+    const size_t eq = arg.find('=');
+    std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    for (char& c : name) c = c == '-' ? '_' : c;
+    out.push_back(absl::StrCat("--", name, eq == std::string::npos ? "" : arg.substr(eq)));
+  }
+  return out;
+}
+
+}  // namespace pact::tools

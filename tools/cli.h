@@ -1,0 +1,54 @@
+// The seed's command line folded into a Recipe (kept free of gflags so it can be tested).
+//
+// Precedence: the recipe file < command-line options < --recipe_overrides. Without --recipe,
+// --dataset (and --model for imagenet) picks the matching shipped recipe, so
+// `train --dataset cifar10 --output-dir runs/cifar10` behaves like the seed's train.py.
+#ifndef PACT_TOOLS_CLI_H_
+#define PACT_TOOLS_CLI_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "pact/proto/recipe.pb.h"
+
+namespace pact::tools {
+
+// Options the user gave; unset ones leave the recipe alone.
+struct CommandLine {
+  std::string recipe;            // path; empty = pick by --dataset/--model
+  std::string recipe_overrides;  // text format, repeated fields replaced
+  std::optional<std::string> dataset;
+  std::optional<std::string> model;
+  std::optional<std::string> data_root;
+  std::optional<int> batch_size;
+  std::optional<int> workers;
+  std::optional<int> epochs;
+  std::optional<int> act_bits;
+  std::optional<int> w_bits;
+  bool quantize_first_last = false;
+  std::optional<double> lambda_alpha;
+  std::optional<int> quant_warmup_epochs;
+  std::optional<std::string> device;
+  std::optional<uint64_t> seed;
+  std::optional<int> threads;
+};
+
+// The shipped recipe file name for a dataset/model pair ("cifar10_resnet20.pbtxt"), or
+// InvalidArgument/NotFound with the valid choices.
+absl::StatusOr<std::string> ShippedRecipeFor(const std::string& dataset,
+                                             const std::optional<std::string>& model);
+
+// Loads the recipe (from `command_line.recipe`, or the shipped one under `recipes_dir`), folds
+// the options in, applies the overrides and validates. Every error is one actionable message.
+absl::StatusOr<Recipe> ResolveRecipe(const CommandLine& command_line,
+                                     const std::string& recipes_dir);
+
+// Rewrites "--output-dir=x" as "--output_dir=x" (the seed spells flags with dashes); values
+// and non-flag arguments are left alone.
+std::vector<std::string> NormalizeFlagNames(const std::vector<std::string>& args);
+
+}  // namespace pact::tools
+
+#endif  // PACT_TOOLS_CLI_H_
