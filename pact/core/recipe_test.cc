@@ -70,7 +70,7 @@ TEST(RecipeTest, ValidateRecipeListsAllProblemsInOneStatus) {
   recipe.mutable_train_data()->set_workers(-1);
   const absl::Status status = ValidateRecipe(recipe);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(status.message()), HasSubstr("invalid recipe (3 problems)"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("invalid recipe (2 problems)"));
   EXPECT_THAT(std::string(status.message()), HasSubstr("train.epochs: must be > 0, got 0"));
   EXPECT_THAT(std::string(status.message()),
               HasSubstr("train_data.workers: must be in [0, 256], got -1"));

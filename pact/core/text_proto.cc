@@ -1,5 +1,6 @@
 #include "pact/core/text_proto.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -8,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -22,11 +24,12 @@ using google::protobuf::Reflection;
 // Kept in this one file: protobuf 22 renames AddError to RecordError.
 class LocatedErrors : public google::protobuf::io::ErrorCollector {
  public:
-  explicit LocatedErrors(absl::string_view path) : path_(path) {}
+  LocatedErrors(absl::string_view path, absl::string_view text) : path_(path), text_(text) {}
 
   void AddError(int line, google::protobuf::io::ColumnNumber column,
                 const std::string& message) override {
-    errors_.push_back(absl::StrCat(path_, ":", line + 1, ":", column + 1, ": ", message));
+    errors_.push_back(
+        absl::StrCat(path_, ":", line + 1, ":", StartOfName(line, column, message) + 1, ": ", message));
   }
   void AddWarning(int line, google::protobuf::io::ColumnNumber column,
                   const std::string& message) override {
@@ -39,7 +42,25 @@ class LocatedErrors : public google::protobuf::io::ErrorCollector {
   }
 
  private:
+  // For an unknown field the parser points just past the name; point at the name itself,
+  // where the user has to look.
+  int StartOfName(int line, int column, const std::string& message) const {
+    static constexpr absl::string_view kMarker = "has no field named \"";
+    const size_t at = message.find(kMarker.data(), 0, kMarker.size());
+    if (at == std::string::npos) return column;
+    const size_t begin = at + kMarker.size();
+    const size_t end = message.find('"', begin);
+    if (end == std::string::npos) return column;
+    const absl::string_view name(message.data() + begin, end - begin);
+    std::vector<absl::string_view> lines = absl::StrSplit(text_, '\n');
+    if (line < 0 || line >= static_cast<int>(lines.size())) return column;
+    const absl::string_view text_line = lines[line];
+    const size_t found = text_line.rfind(name, std::min<size_t>(column, text_line.size()));
+    return found == absl::string_view::npos ? column : static_cast<int>(found);
+  }
+
   std::string path_;
+  absl::string_view text_;
   std::vector<std::string> errors_;
 };
 
@@ -47,10 +68,11 @@ class LocatedErrors : public google::protobuf::io::ErrorCollector {
 
 absl::Status ParseTextProto(absl::string_view text, absl::string_view path, Message* message) {
   message->Clear();
-  LocatedErrors errors(path);
+  const std::string owned(text);
+  LocatedErrors errors(path, owned);
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(std::string(text), message)) {
+  if (!parser.ParseFromString(owned, message)) {
     absl::Status status = errors.status();
     if (status.ok()) status = absl::InvalidArgumentError(absl::StrCat(path, ": cannot parse"));
     return status;

@@ -32,7 +32,7 @@ TEST(ParseTextProtoTest, UnknownFieldReportsPathLineAndColumn) {
                                              "recipes/x.pbtxt", &recipe);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(status.message(),
-            "recipes/x.pbtxt:2:19: Message type \"pact.models.CifarResNetOptions\" has no field "
+            "recipes/x.pbtxt:2:20: Message type \"pact.models.CifarResNetOptions\" has no field "
             "named \"dept\".");
 }
 

@@ -19,6 +19,11 @@ int ResolveThreads(int requested) {
   return cores == 0 ? 1 : static_cast<int>(cores);
 }
 
+torch::Tensor AlphaPenalty(const std::vector<torch::Tensor>& alphas, double lambda) {
+  if (alphas.empty() || lambda == 0.0) return torch::Tensor();
+  return 0.5 * lambda * torch::cat(alphas).pow(2).sum();
+}
+
 absl::StatusOr<Components> BuildComponents(const Recipe& recipe) {
   Components c;
   if (recipe.train().device() == DEVICE_CUDA) {

@@ -43,6 +43,11 @@ absl::StatusOr<std::shared_ptr<const datasets::Dataset>> BuildDataset(
 absl::Status CheckDatasetFitsModel(const datasets::Dataset& dataset, models::Model& model,
                                    absl::string_view which);
 
+// The PACT paper's L2 regularizer on clipping levels, lambda/2 * sum(alpha^2), so that
+// d/d_alpha = lambda * alpha (the convention weight decay uses). Undefined when there is
+// nothing to add (no alphas or lambda 0).
+torch::Tensor AlphaPenalty(const std::vector<torch::Tensor>& alphas, double lambda);
+
 // Intra-op threads for a recipe's train.threads (0 = all cores).
 int ResolveThreads(int requested);
 

@@ -81,6 +81,8 @@ class TrainerImpl : public Trainer {
   std::string checkpoint_dir_;
   std::vector<EpochMetrics> history_;
   bool tty_ = false;
+  int64_t steps_this_run_ = 0;
+  bool stop_ = false;  // max_steps reached
 };
 
 absl::Status TrainerImpl::Init() {
@@ -238,10 +240,8 @@ absl::StatusOr<RunOutcome> TrainerImpl::Run() {
                   "/last.pt: lower the learning rate and resume from it"));
             }
             torch::Tensor loss = ce;
-            if (lambda_alpha_ > 0 && !c_.alphas.empty()) {
-              // L2 on the clipping levels (PACT Sec. 3.1): lambda/2 * sum(alpha^2).
-              loss = loss + 0.5 * lambda_alpha_ * torch::stack(c_.alphas).pow(2).sum();
-            }
+            const torch::Tensor penalty = AlphaPenalty(c_.alphas, lambda_alpha_);
+            if (penalty.defined()) loss = loss + penalty;
             c_.optimizer->torch_optimizer->zero_grad();
             loss.backward();
             c_.optimizer->torch_optimizer->step();
@@ -260,7 +260,9 @@ absl::StatusOr<RunOutcome> TrainerImpl::Run() {
       progress_.partial_seen += batch.labels.size(0);
       Progress(epoch, step, steps, earlier_seconds + Seconds(start), progress_.partial_seen,
                progress_.partial_loss_sum, progress_.partial_correct);
-      if (StopRequested() && step < steps) {
+      ++steps_this_run_;
+      if (options_.max_steps > 0 && steps_this_run_ >= options_.max_steps) stop_ = true;
+      if ((stop_ || StopRequested()) && step < steps) {
         if (tty_) std::fprintf(stderr, "\n");
         progress_.partial_seconds = earlier_seconds + Seconds(start);
         PACT_RETURN_IF_ERROR(Checkpoint("last"));
@@ -309,12 +311,13 @@ absl::StatusOr<RunOutcome> TrainerImpl::Run() {
       progress_.best_top1 = m.eval_top1;
       progress_.best_epoch = epoch;
     }
+    const bool stopping = stop_ || StopRequested();
     if ((epoch + 1) % recipe_.train().checkpoint().every_epochs() == 0 || last_epoch ||
-        StopRequested()) {
+        stopping) {
       PACT_RETURN_IF_ERROR(Checkpoint("last"));
     }
     if (best && recipe_.train().checkpoint().keep_best()) PACT_RETURN_IF_ERROR(Checkpoint("best"));
-    if (StopRequested() && !last_epoch) {
+    if (stopping && !last_epoch) {
       LOG(INFO) << "stopped after epoch " << epoch << "; resume with the same command plus --resume="
                 << options_.output_dir;
       return RunOutcome::kStopped;

@@ -38,6 +38,9 @@ struct TrainerOptions {
   std::string output_dir;
   // Checkpoint file or output folder (uses its checkpoints/last.pt) to continue; empty = fresh.
   std::string resume;
+  // Stop (checkpoint and return kStopped, as on SIGTERM) after this many training steps in
+  // this invocation; 0 = no limit. For smoke runs and tests of the resume path.
+  int64_t max_steps = 0;
 };
 
 enum class RunOutcome { kFinished, kStopped };

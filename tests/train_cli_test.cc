@@ -1,0 +1,214 @@
+// //tools:train as a user runs it: the seed's flags (dashes or underscores), one-line errors
+// with a non-zero exit and no stack trace, SIGTERM handling and resume, and the Python-readable
+// state_dict.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+namespace fs = std::filesystem;
+
+std::string Runfiles(const std::string& path) {
+  return std::string(std::getenv("TEST_SRCDIR")) + "/pact_qat/" + path;
+}
+
+struct Result {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs the trainer with `args` in `cwd`; `on_output` may send a signal once a marker appears.
+Result RunTrain(const std::vector<std::string>& args, const std::string& cwd,
+                const std::string& signal_on = "", int signal_number = SIGTERM) {
+  int pipe_fds[2];
+  EXPECT_EQ(pipe(pipe_fds), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipe_fds[1], STDOUT_FILENO);
+    dup2(pipe_fds[1], STDERR_FILENO);
+    close(pipe_fds[0]);
+    if (chdir(cwd.c_str()) != 0) _exit(127);
+    std::vector<std::string> argv_strings = {Runfiles("tools/train")};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& s : argv_strings) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(pipe_fds[1]);
+  Result result;
+  bool signalled = false;
+  char buffer[4096];
+  for (ssize_t n; (n = read(pipe_fds[0], buffer, sizeof(buffer))) > 0;) {
+    result.output.append(buffer, n);
+    if (!signal_on.empty() && !signalled && result.output.find(signal_on) != std::string::npos) {
+      kill(pid, signal_number);
+      signalled = true;
+    }
+  }
+  close(pipe_fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+std::string Tmp(const std::string& name) {
+  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// A recipe on synthetic data (tests only) that trains for a while.
+std::string WriteSyntheticRecipe(const std::string& dir, int epochs) {
+  const std::string path = dir + "/synthetic.pbtxt";
+  std::ofstream(path) << absl::StrCat(R"pb(
+    name: "synthetic_cli"
+    model { fashion_convnet {} }
+    train_data { split: SPLIT_TRAIN workers: 1
+                 synthetic { num_examples: 2048 channels: 1 height: 28 width: 28 } }
+    eval_data { split: SPLIT_TEST workers: 1
+                synthetic { num_examples: 128 channels: 1 height: 28 width: 28 } }
+    optimizer { sgd { lr: 0.05 momentum: 0.9 weight_decay: 1e-4 } }
+    quantization { activation { pact { bits: 4 } } weight { dorefa { bits: 4 } } }
+    train { batch_size: 32 eval_batch_size: 128 threads: 1 log_every_steps: 1 epochs: )pb",
+                                      epochs, " }\n");
+  return path;
+}
+
+void ExpectOneCleanErrorLine(const Result& r) {
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("train: error: "));
+  EXPECT_THAT(r.output, Not(HasSubstr("frame #")));
+  EXPECT_THAT(r.output, Not(HasSubstr("Aborted")));
+  EXPECT_THAT(r.output, Not(HasSubstr("*** Check failure")));
+}
+
+TEST(TrainCliTest, DryRunWithTheSeedsFlagsInDashesOrUnderscores) {
+  const std::string cwd = Runfiles("");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--dataset", "fashion_mnist", "--batch-size", "64",
+                                 "--act-bits=3", "--w-bits", "2", "--quantize-first-last",
+                                 "--quant-warmup-epochs=1", "--lambda-alpha", "0.001", "--dry_run"},
+        std::vector<std::string>{"--dataset=fashion_mnist", "--batch_size=64", "--act_bits=3",
+                                 "--w_bits=2", "--quantize_first_last", "--quant_warmup_epochs=1",
+                                 "--lambda_alpha=0.001", "--dry-run"}}) {
+    const Result r = RunTrain(args, cwd);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_THAT(r.output, HasSubstr("batch_size: 64"));
+    EXPECT_THAT(r.output, HasSubstr("bits: 3"));
+    EXPECT_THAT(r.output, HasSubstr("bits: 2"));
+    EXPECT_THAT(r.output, HasSubstr("quantize_first_last: true"));
+    EXPECT_THAT(r.output, HasSubstr("lambda_alpha: 0.001"));
+    EXPECT_THAT(r.output, HasSubstr("quant_warmup_epochs: 1"));
+    EXPECT_THAT(r.output, HasSubstr("weights (excl. alphas)"));
+  }
+}
+
+TEST(TrainCliTest, BadValuesGiveOneClearLine) {
+  const std::string cwd = Runfiles("");
+  Result r = RunTrain({"--dataset", "fashion_mnist", "--act-bits", "99", "--dry_run"}, cwd);
+  ExpectOneCleanErrorLine(r);
+  EXPECT_THAT(r.output, HasSubstr("quantization.activation.pact.bits: must be in [0, 16]"));
+
+  r = RunTrain({"--dataset", "mnist", "--dry_run"}, cwd);
+  ExpectOneCleanErrorLine(r);
+  EXPECT_THAT(r.output, HasSubstr("--dataset mnist: unknown dataset; choose one of: cifar10, "
+                                  "fashion_mnist, imagenet, svhn"));
+
+  r = RunTrain({"--dataset", "fashion_mnist", "--recipe_overrides=optimizer { adam { lr: -1 } }",
+                "--dry_run"},
+               cwd);
+  ExpectOneCleanErrorLine(r);
+  EXPECT_THAT(r.output, HasSubstr("optimizer.adam.lr: must be > 0, got -1"));
+
+  r = RunTrain({"--recipe=recipes/fashion_mnist_quickstart.pbtxt", "--model", "lenet", "--dry_run"},
+               cwd);
+  ExpectOneCleanErrorLine(r);
+  EXPECT_THAT(r.output, HasSubstr("--model: unknown model 'lenet'; known: [alexnet_bn"));
+
+  r = RunTrain({"--recipe=recipes/fashion_mnist_quickstart.pbtxt", "--device", "tpu"}, cwd);
+  ExpectOneCleanErrorLine(r);
+  EXPECT_THAT(r.output, HasSubstr("--device tpu: must be cpu or cuda"));
+}
+
+TEST(TrainCliTest, RecipeTypoIsReportedWithFileLineAndColumn) {
+  const std::string dir = Tmp("typo");
+  std::ofstream(dir + "/typo.pbtxt") << "name: \"typo\"\ntrain {\n  epochs: 1\n  bach_size: 3\n}\n";
+  const Result r = RunTrain({"--recipe=typo.pbtxt", "--dry_run"}, dir);
+  ExpectOneCleanErrorLine(r);
+  EXPECT_THAT(r.output, HasSubstr("typo.pbtxt:4:3: Message type \"pact.TrainSpec\" has no field "
+                                  "named \"bach_size\"."));
+}
+
+TEST(TrainCliTest, MissingDataNamesWhereToPutIt) {
+  const std::string dir = Tmp("nodata");
+  const Result r = RunTrain({"--recipe=" + Runfiles("recipes/fashion_mnist_quickstart.pbtxt"),
+                             "--data-root", dir + "/fashion", "--output-dir", dir + "/out"},
+                            dir);
+  ExpectOneCleanErrorLine(r);
+  EXPECT_THAT(r.output, HasSubstr(dir + "/fashion"));
+}
+
+TEST(TrainCliTest, SigtermCheckpointsAndResumeFinishes) {
+  const std::string dir = Tmp("sigterm");
+  const std::string recipe = WriteSyntheticRecipe(dir, 50);
+  const Result stopped =
+      RunTrain({"--recipe=" + recipe, "--output-dir=" + dir + "/run"}, dir, "step 3/");
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.output;
+  EXPECT_THAT(stopped.output, HasSubstr("--resume=" + dir + "/run"));
+  ASSERT_TRUE(fs::exists(dir + "/run/checkpoints/last.pt"));
+
+  const Result resumed =
+      RunTrain({"--recipe=" + recipe, "--output-dir=" + dir + "/run", "--resume=" + dir + "/run",
+                "--epochs=1"},
+               dir);
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr("resumed from"));
+  std::ifstream csv(dir + "/run/metrics.csv");
+  std::string line;
+  int rows = 0;
+  while (std::getline(csv, line)) ++rows;
+  EXPECT_EQ(rows, 2);  // header + epoch 0
+
+  // The state_dict is what Python's torch.load reads (skipped without python3-torch).
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "python3-torch is not installed";
+  }
+  const std::string script = dir + "/load.py";
+  std::ofstream(script) << "import sys, torch\n"
+                           "d = torch.load(sys.argv[1])\n"
+                           "assert isinstance(d, dict), type(d)\n"
+                           "assert d['conv1.weight'].shape == (16, 1, 5, 5), d['conv1.weight'].shape\n"
+                           "assert 'act1.alpha' in d and 'bn1.running_mean' in d, sorted(d)\n"
+                           "print('state_dict ok', len(d))\n";
+  const std::string command = absl::StrCat("/usr/bin/python3 ", script, " ", dir,
+                                           "/run/checkpoints/last_state_dict.pt > ", dir,
+                                           "/py.txt 2>&1");
+  const int rc = std::system(command.c_str());
+  std::ifstream py(dir + "/py.txt");
+  const std::string py_output((std::istreambuf_iterator<char>(py)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(rc, 0) << py_output;
+  EXPECT_THAT(py_output, HasSubstr("state_dict ok"));
+}
+
+}  // namespace

@@ -1,0 +1,106 @@
+#include "tools/cli.h"
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "pact/core/test_util.h"
+
+namespace pact::tools {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::string RecipesDir() { return std::string(std::getenv("TEST_SRCDIR")) + "/pact_qat/recipes"; }
+
+TEST(NormalizeFlagNamesTest, DashesBecomeUnderscoresInNamesOnly) {
+  EXPECT_THAT(NormalizeFlagNames({"train", "--output-dir=runs/my-run", "--act-bits", "3",
+                                  "--recipe_overrides=train { epochs: 1 }", "-v", "--", "--x-y"}),
+              ElementsAre("train", "--output_dir=runs/my-run", "--act_bits", "3",
+                          "--recipe_overrides=train { epochs: 1 }", "-v", "--", "--x-y"));
+}
+
+TEST(ShippedRecipeForTest, MapsTheSeedsDatasets) {
+  EXPECT_EQ(*ShippedRecipeFor("cifar10", std::nullopt), "cifar10_resnet20.pbtxt");
+  EXPECT_EQ(*ShippedRecipeFor("imagenet", std::string("resnet50_preact")),
+            "imagenet_resnet50_preact.pbtxt");
+  EXPECT_THAT(std::string(ShippedRecipeFor("imagenet", std::nullopt).status().message()),
+              HasSubstr("--dataset imagenet needs --model, one of: alexnet_bn, resnet18_preact, "
+                        "resnet50_preact"));
+  EXPECT_THAT(std::string(ShippedRecipeFor("mnist", std::nullopt).status().message()),
+              HasSubstr("choose one of: cifar10, fashion_mnist, imagenet, svhn"));
+}
+
+TEST(ResolveRecipeTest, FlagsAreFoldedIntoTheShippedRecipe) {
+  CommandLine cl;
+  cl.dataset = "cifar10";
+  cl.data_root = "/data/c10";
+  cl.batch_size = 64;
+  cl.workers = 3;
+  cl.epochs = 1;
+  cl.act_bits = 0;
+  cl.w_bits = 0;
+  cl.quantize_first_last = true;
+  cl.lambda_alpha = 0.5;
+  cl.quant_warmup_epochs = 1;
+  cl.seed = 9;
+  cl.device = "CPU";
+  PACT_ASSERT_OK_AND_ASSIGN(Recipe recipe, ResolveRecipe(cl, RecipesDir()));
+  EXPECT_EQ(recipe.name(), "cifar10_resnet20");
+  EXPECT_EQ(recipe.train_data().data_root(), "/data/c10");
+  EXPECT_EQ(recipe.eval_data().data_root(), "/data/c10");
+  EXPECT_EQ(recipe.train_data().workers(), 3);
+  EXPECT_EQ(recipe.train().batch_size(), 64);
+  EXPECT_EQ(recipe.train().epochs(), 1);
+  EXPECT_EQ(recipe.quantization().activation().pact().bits(), 0);
+  EXPECT_EQ(recipe.quantization().weight().dorefa().bits(), 0);
+  EXPECT_TRUE(recipe.quantization().quantize_first_last());
+  EXPECT_DOUBLE_EQ(recipe.quantization().lambda_alpha(), 0.5);
+  EXPECT_EQ(recipe.quantization().quant_warmup_epochs(), 1);
+  EXPECT_EQ(recipe.seed(), 9u);
+  EXPECT_EQ(recipe.train().device(), DEVICE_CPU);
+}
+
+TEST(ResolveRecipeTest, OverridesComeLastAndReplaceRepeatedFields) {
+  CommandLine cl;
+  cl.dataset = "cifar10";
+  cl.epochs = 5;
+  cl.recipe_overrides = "train { epochs: 7 } lr_schedule { multi_step { milestones: [3] } }";
+  PACT_ASSERT_OK_AND_ASSIGN(Recipe recipe, ResolveRecipe(cl, RecipesDir()));
+  EXPECT_EQ(recipe.train().epochs(), 7);
+  EXPECT_THAT(recipe.lr_schedule().multi_step().milestones(), ElementsAre(3));
+}
+
+TEST(ResolveRecipeTest, ModelFlagSwitchesTheModel) {
+  CommandLine cl;
+  cl.recipe = RecipesDir() + "/cifar10_resnet20.pbtxt";
+  cl.model = "resnet20";
+  PACT_ASSERT_OK_AND_ASSIGN(Recipe recipe, ResolveRecipe(cl, RecipesDir()));
+  EXPECT_EQ(recipe.model().resnet20().depth(), 20);  // kept: same model
+}
+
+TEST(ResolveRecipeTest, BadInputsAreOneActionableMessage) {
+  CommandLine cl;
+  EXPECT_THAT(std::string(ResolveRecipe(cl, RecipesDir()).status().message()),
+              HasSubstr("give --recipe=<file.pbtxt>"));
+  cl.dataset = "fashion_mnist";
+  cl.act_bits = 99;
+  EXPECT_THAT(std::string(ResolveRecipe(cl, RecipesDir()).status().message()),
+              HasSubstr("quantization.activation.pact.bits: must be in [0, 16] (0 = clipping "
+                        "without quantization), got 99"));
+  cl.act_bits.reset();
+  cl.device = "tpu";
+  EXPECT_EQ(ResolveRecipe(cl, RecipesDir()).status().message(),
+            "--device tpu: must be cpu or cuda");
+  cl.device.reset();
+  cl.recipe = RecipesDir() + "/cifar10_resnet20.pbtxt";
+  EXPECT_THAT(std::string(ResolveRecipe(cl, RecipesDir()).status().message()),
+              HasSubstr("--dataset fashion_mnist conflicts with"));
+  cl.recipe = "/no/such/recipe.pbtxt";
+  EXPECT_EQ(ResolveRecipe(cl, RecipesDir()).status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace pact::tools
