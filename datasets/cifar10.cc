@@ -14,6 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "datasets/cifar10_options.pb.h"
 #include "datasets/dataset.h"
+#include "datasets/download.h"
 #include "datasets/file_io.h"
 #include "datasets/image_dataset.h"
 #include "datasets/transforms.h"
@@ -24,7 +25,22 @@ namespace pact::datasets {
 namespace {
 
 constexpr int64_t kNumClasses = 10;
-constexpr char kDownloadUrl[] = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
+
+std::string ArchiveUrl(const Cifar10Options& options) {
+  if (options.has_download_url()) return options.download_url();
+  const std::string env = GetEnv("PACT_CIFAR10_URL");
+  return env.empty() ? kCifar10Url : env;
+}
+
+// True if some file of the split is in either folder LoadCifar10 looks in.
+bool AnySplitFilePresent(const std::string& root, Split split) {
+  for (const std::string& folder : {JoinPath(root, kCifar10Subfolder), root}) {
+    for (const std::string& name : Cifar10FileNames(split)) {
+      if (PathExists(JoinPath(folder, name))) return true;
+    }
+  }
+  return false;
+}
 
 absl::string_view SplitName(Split split) { return split == SPLIT_TEST ? "test" : "train"; }
 
@@ -79,6 +95,12 @@ absl::Status CheckSplit(Split split) {
 
 absl::StatusOr<std::shared_ptr<const Dataset>> BuildCifar10(const Cifar10Options& options,
                                                             const DatasetContext& context) {
+  PACT_RETURN_IF_ERROR(CheckSplit(context.split));
+  if (options.download()) {
+    PACT_RETURN_IF_ERROR(DownloadCifar10IfMissing(
+        context.data_root.empty() ? kCifar10DefaultRoot : context.data_root, context.split,
+        options));
+  }
   PACT_ASSIGN_OR_RETURN(std::shared_ptr<const InMemoryImageDataset> dataset,
                         LoadCifar10(context));
   LOG(INFO) << dataset->Describe();
@@ -126,7 +148,7 @@ absl::StatusOr<std::shared_ptr<const InMemoryImageDataset>> LoadCifar10(
     return absl::NotFoundError(absl::StrCat(
         "no CIFAR-10 ", SplitName(context.split), " files (", absl::StrJoin(names, ", "),
         ") in ", candidates[0], " or ", root, "; download cifar-10-binary.tar.gz from ",
-        kDownloadUrl, " and extract it into ", root,
+        kCifar10Url, " and extract it into ", root,
         " (it creates ", kCifar10Subfolder, "/), or set data_root to the folder that holds them"));
   }
 
@@ -140,7 +162,7 @@ absl::StatusOr<std::shared_ptr<const InMemoryImageDataset>> LoadCifar10(
     if (!PathExists(path)) {
       return absl::NotFoundError(absl::StrCat(
           path, " is missing (the ", SplitName(context.split), " split needs ",
-          absl::StrJoin(names, ", "), "); extract cifar-10-binary.tar.gz from ", kDownloadUrl,
+          absl::StrJoin(names, ", "), "); extract cifar-10-binary.tar.gz from ", kCifar10Url,
           " into ", root, " again"));
     }
     PACT_ASSIGN_OR_RETURN(const std::string contents, ReadFile(path));
@@ -172,6 +194,26 @@ absl::StatusOr<std::shared_ptr<const InMemoryImageDataset>> Cifar10FromRecords(
   std::vector<uint8_t> labels;
   PACT_RETURN_IF_ERROR(AppendRecords(records, source, &pixels, &labels));
   return MakeDataset(context, std::string(source), std::move(pixels), std::move(labels));
+}
+
+absl::Status DownloadCifar10IfMissing(const std::string& root, Split split,
+                                      const Cifar10Options& options, absl::string_view md5) {
+  PACT_RETURN_IF_ERROR(CheckSplit(split));
+  if (AnySplitFilePresent(root, split)) return absl::OkStatus();
+  DownloadRequest request;
+  request.url = ArchiveUrl(options);
+  request.destination = JoinPath(root, kCifar10ArchiveName);
+  request.expected_md5 = std::string(md5);
+  request.manual_hint = absl::StrCat(
+      "to do it by hand, download ", request.url, " and extract it into ", root,
+      " (it creates ", kCifar10Subfolder, "/ with data_batch_1..5.bin and test_batch.bin), or "
+      "set data_root to the folder holding those files");
+  PACT_RETURN_IF_ERROR(DownloadFile(request));
+  LOG(INFO) << "cifar10: extracting " << request.destination << " into " << root;
+  PACT_ASSIGN_OR_RETURN(const ExtractStats stats, ExtractArchive(request.destination, root));
+  LOG(INFO) << "cifar10: extracted " << stats.files << " files ("
+            << stats.skipped_existing << " already there)";
+  return absl::OkStatus();
 }
 
 PACT_REGISTER_DATASET(cifar10, Cifar10Options, BuildCifar10);

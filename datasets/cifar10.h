@@ -6,6 +6,9 @@
 // or the same files directly in data_root. Each file is 10000 records of 1 label byte + 3072
 // pixel bytes (CHW: the 32x32 red plane, then green, then blue, rows top to bottom).
 //
+// When none of the split's files is there, BuildCifar10 downloads the archive first (see
+// Cifar10Options.download and DownloadCifar10IfMissing).
+//
 // The split is read into memory once as uint8 (150 MB for train). Training augmentation
 // (`augment`) is the standard one of He et al. 2016 §4.2, used by the PACT paper's CIFAR
 // experiments: 4-pixel zero padding, a random 32x32 crop and a horizontal flip with p = 0.5.
@@ -19,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "datasets/cifar10_options.pb.h"
 #include "datasets/dataset.h"
 #include "datasets/image_dataset.h"
 #include "datasets/transforms.h"
@@ -31,6 +35,9 @@ inline constexpr int64_t kCifar10RecordsPerFile = 10000;
 inline constexpr char kCifar10DefaultRoot[] = "data/cifar10";
 inline constexpr char kCifar10Subfolder[] = "cifar-10-batches-bin";
 inline constexpr int kCifar10Padding = 4;
+inline constexpr char kCifar10Url[] = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
+inline constexpr char kCifar10ArchiveName[] = "cifar-10-binary.tar.gz";
+inline constexpr char kCifar10Md5[] = "c32a1d4ab5d03f1284b67883e8d87530";
 
 // Per-channel (R, G, B) mean and std of x/255 over the 50000 training images, recomputed from
 // the official files: mean (0.4914, 0.4822, 0.4465), std (0.2470, 0.2435, 0.2616). (The often
@@ -52,6 +59,15 @@ absl::StatusOr<std::shared_ptr<const InMemoryImageDataset>> LoadCifar10(
 // in-memory fixture for benchmarks. `source` names them in messages.
 absl::StatusOr<std::shared_ptr<const InMemoryImageDataset>> Cifar10FromRecords(
     absl::string_view records, absl::string_view source, const DatasetContext& context);
+
+// If none of the split's files is in `root` or root/cifar-10-batches-bin: downloads the archive
+// from options.download_url (else env PACT_CIFAR10_URL, else kCifar10Url) to
+// root/cifar-10-binary.tar.gz (resumable; an archive already there is used), checks its MD5
+// against `md5` and extracts it into root, skipping files that exist. Errors as DownloadFile
+// and ExtractArchive (download.h): Unavailable offline, DataLoss on a bad MD5, ...
+absl::Status DownloadCifar10IfMissing(const std::string& root, Split split,
+                                      const Cifar10Options& options,
+                                      absl::string_view md5 = kCifar10Md5);
 
 }  // namespace pact::datasets
 

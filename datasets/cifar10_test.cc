@@ -12,6 +12,9 @@
 
 #include "absl/status/status.h"
 #include "datasets/dataset.h"
+#include "datasets/file_io.h"
+#include "datasets/http_test_server.h"
+#include "datasets/md5.h"
 #include "datasets/test_fixtures.h"
 #include "datasets/transforms.h"
 #include "gmock/gmock.h"
@@ -21,7 +24,11 @@
 namespace pact::datasets {
 namespace {
 
+using ::pact::datasets::testing::ArchiveEntry;
 using ::pact::datasets::testing::CifarRecords;
+using ::pact::datasets::testing::HttpTestServer;
+using ::pact::datasets::testing::MakeTarGz;
+using ::pact::datasets::testing::ScopedEnv;
 using ::pact::datasets::testing::FixtureLabel;
 using ::pact::datasets::testing::FixturePixel;
 using ::pact::datasets::testing::MakeTempDir;
@@ -248,6 +255,113 @@ TEST(Cifar10Test, FromRecords) {
   EXPECT_EQ(dataset->size(), 4);
   EXPECT_EQ(Cifar10FromRecords("abc", "memory", Context("")).status().code(),
             absl::StatusCode::kDataLoss);
+}
+
+// ---- Download (against a local HTTP server; never the internet) -----------------------------
+
+// cifar-10-binary.tar.gz's layout, with kRecords records per file.
+std::string FixtureArchive() {
+  std::vector<ArchiveEntry> entries = {ArchiveEntry::Folder("cifar-10-batches-bin/")};
+  int64_t id = 0;
+  for (const Split split : {SPLIT_TRAIN, SPLIT_TEST}) {
+    for (const std::string& name : Cifar10FileNames(split)) {
+      entries.push_back(
+          ArchiveEntry::File("cifar-10-batches-bin/" + name, CifarRecords(id, kRecords)));
+      id += kRecords;
+    }
+  }
+  entries.push_back(ArchiveEntry::File("cifar-10-batches-bin/batches.meta.txt", "airplane\n"));
+  return MakeTarGz(entries);
+}
+
+TEST(Cifar10DownloadTest, DownloadsVerifiesAndExtractsThenLoads) {
+  HttpTestServer server;
+  HttpTestServer::Resource archive;
+  archive.body = FixtureArchive();
+  server.Serve("/cifar.tgz", archive);
+  const std::string root = MakeTempDir("cifar_download");
+  Cifar10Options options;
+  options.set_download_url(server.Url("/cifar.tgz"));
+  PACT_ASSERT_OK(DownloadCifar10IfMissing(root, SPLIT_TRAIN, options, Md5Hex(archive.body)));
+  EXPECT_TRUE(PathExists(root + "/cifar-10-binary.tar.gz"));
+  PACT_ASSERT_OK_AND_ASSIGN(auto train, LoadCifar10(Context(root), kRecords));
+  EXPECT_EQ(train->size(), 5 * kRecords);
+  PACT_ASSERT_OK_AND_ASSIGN(auto test, LoadCifar10(Context(root, SPLIT_TEST), kRecords));
+  EXPECT_EQ(test->label(0), FixtureLabel(5 * kRecords));
+  // Present now: nothing more is fetched.
+  PACT_ASSERT_OK(DownloadCifar10IfMissing(root, SPLIT_TEST, options, Md5Hex(archive.body)));
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST(Cifar10DownloadTest, EnvironmentUrlAndOfficialMd5Mismatch) {
+  HttpTestServer server;
+  HttpTestServer::Resource archive;
+  archive.body = FixtureArchive();
+  server.Serve("/mirror.tgz", archive);
+  ScopedEnv env;
+  env.Set("PACT_CIFAR10_URL", server.Url("/mirror.tgz"));
+  const std::string root = MakeTempDir("cifar_download_md5");
+  const absl::Status status = DownloadCifar10IfMissing(root, SPLIT_TRAIN, Cifar10Options());
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(status.message(), HasSubstr("expected c32a1d4ab5d03f1284b67883e8d87530"));
+  EXPECT_THAT(status.message(), HasSubstr("deleted the bad download"));
+  EXPECT_FALSE(PathExists(root + "/cifar-10-binary.tar.gz"));
+  EXPECT_FALSE(PathExists(root + "/cifar-10-binary.tar.gz.part"));
+  EXPECT_FALSE(PathExists(root + "/cifar-10-batches-bin"));
+  ASSERT_EQ(server.requests().size(), 1u);
+}
+
+TEST(Cifar10DownloadTest, OfflineIsUnavailableWithTheManualWay) {
+  std::string url;
+  {
+    HttpTestServer closed;
+    url = closed.Url("/cifar.tgz");
+  }
+  const std::string root = MakeTempDir("cifar_offline");
+  Cifar10Options options;
+  options.set_download_url(url);
+  const absl::Status status = DownloadCifar10IfMissing(root, SPLIT_TEST, options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(status.message(), HasSubstr("cannot download " + url));
+  EXPECT_THAT(status.message(), HasSubstr("download " + url + " and extract it into " + root));
+}
+
+TEST(Cifar10DownloadTest, ThroughTheRegistryWhenFilesAreMissing) {
+  HttpTestServer server;
+  HttpTestServer::Resource r;
+  r.status = 404;
+  server.Serve("/cifar.tgz", r);
+  const std::string root = MakeTempDir("cifar_registry_download");
+  DatasetSpec spec;
+  spec.set_data_root(root);
+  spec.mutable_cifar10()->set_download_url(server.Url("/cifar.tgz"));
+  absl::Status status = GetDatasetRegistry().Create(spec, MakeDatasetContext(spec)).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(status.message(), HasSubstr("HTTP 404"));
+  // download: false keeps the old behaviour: NotFound with instructions, no request.
+  spec.mutable_cifar10()->set_download(false);
+  status = GetDatasetRegistry().Create(spec, MakeDatasetContext(spec)).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(status.message(), HasSubstr("download cifar-10-binary.tar.gz from"));
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST(Cifar10DownloadTest, AUsersArchiveIsUsedButNeverDeleted) {
+  HttpTestServer server;  // never asked
+  const std::string root = MakeTempDir("cifar_user_archive");
+  const std::string archive = FixtureArchive();
+  WriteFileOrFail(root + "/cifar-10-binary.tar.gz", archive);
+  Cifar10Options options;
+  options.set_download_url(server.Url("/cifar.tgz"));
+  // Official MD5: the user's file does not match; it is reported and kept.
+  const absl::Status status = DownloadCifar10IfMissing(root, SPLIT_TRAIN, options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(status.message(), HasSubstr("left alone"));
+  EXPECT_TRUE(PathExists(root + "/cifar-10-binary.tar.gz"));
+  // With its own MD5 it is extracted.
+  PACT_ASSERT_OK(DownloadCifar10IfMissing(root, SPLIT_TRAIN, options, Md5Hex(archive)));
+  EXPECT_TRUE(PathExists(root + "/cifar-10-batches-bin/data_batch_5.bin"));
+  EXPECT_TRUE(server.requests().empty());
 }
 
 // The real files, when PACT_CIFAR10_ROOT names them (bazel test --test_env=PACT_CIFAR10_ROOT=...).

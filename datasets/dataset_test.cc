@@ -17,7 +17,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 TEST(DatasetRegistryTest, EveryChoiceIsLinked) {
-  EXPECT_THAT(GetDatasetRegistry().Names(), ElementsAre("cifar10", "fashion_mnist", "synthetic"));
+  EXPECT_THAT(GetDatasetRegistry().Names(), ElementsAre("cifar10", "fashion_mnist", "imagenet", "svhn", "synthetic"));
   EXPECT_THAT(DatasetRegistry::ChoiceNames(),
               ::testing::UnorderedElementsAreArray(GetDatasetRegistry().Names()));
 }

@@ -1,5 +1,7 @@
 #include "datasets/test_fixtures.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <zlib.h>
 
 #include <cstdlib>
@@ -97,6 +99,71 @@ std::vector<uint8_t> FixtureLabels(int64_t count) {
   std::vector<uint8_t> labels;
   for (int64_t i = 0; i < count; ++i) labels.push_back(FixtureLabel(i));
   return labels;
+}
+
+std::string MakeTarGz(const std::vector<ArchiveEntry>& entries) {
+  std::string out;
+  archive* a = archive_write_new();
+  archive_write_add_filter_gzip(a);
+  archive_write_set_format_ustar(a);
+  archive_write_set_bytes_in_last_block(a, 1);
+  const auto write = [](archive*, void* user, const void* data, size_t size) -> la_ssize_t {
+    static_cast<std::string*>(user)->append(static_cast<const char*>(data), size);
+    return static_cast<la_ssize_t>(size);
+  };
+  EXPECT_EQ(archive_write_open(a, &out, nullptr, write, nullptr), ARCHIVE_OK)
+      << archive_error_string(a);
+  for (const ArchiveEntry& e : entries) {
+    archive_entry* entry = archive_entry_new();
+    archive_entry_set_pathname(entry, e.path.c_str());
+    if (e.directory) {
+      archive_entry_set_filetype(entry, AE_IFDIR);
+      archive_entry_set_perm(entry, 0755);
+    } else if (!e.symlink_target.empty()) {
+      archive_entry_set_filetype(entry, AE_IFLNK);
+      archive_entry_set_symlink(entry, e.symlink_target.c_str());
+      archive_entry_set_perm(entry, 0777);
+    } else {
+      archive_entry_set_filetype(entry, AE_IFREG);
+      archive_entry_set_perm(entry, 0644);
+      archive_entry_set_size(entry, static_cast<la_int64_t>(e.contents.size()));
+    }
+    EXPECT_EQ(archive_write_header(a, entry), ARCHIVE_OK) << archive_error_string(a);
+    if (!e.directory && e.symlink_target.empty() && !e.contents.empty()) {
+      EXPECT_EQ(archive_write_data(a, e.contents.data(), e.contents.size()),
+                static_cast<la_ssize_t>(e.contents.size()));
+    }
+    archive_entry_free(entry);
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+  return out;
+}
+
+ScopedEnv::~ScopedEnv() {
+  for (const auto& [name, saved] : saved_) {
+    if (saved.present) {
+      setenv(name.c_str(), saved.value.c_str(), 1);
+    } else {
+      unsetenv(name.c_str());
+    }
+  }
+}
+
+void ScopedEnv::Save(const char* name) {
+  if (saved_.count(name) > 0) return;
+  const char* value = std::getenv(name);
+  saved_[name] = Saved{value != nullptr, value != nullptr ? value : ""};
+}
+
+void ScopedEnv::Set(const char* name, const std::string& value) {
+  Save(name);
+  setenv(name, value.c_str(), 1);
+}
+
+void ScopedEnv::Unset(const char* name) {
+  Save(name);
+  unsetenv(name);
 }
 
 }  // namespace pact::datasets::testing
