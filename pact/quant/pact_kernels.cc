@@ -22,8 +22,7 @@ bool CpuHasAvx2() {
 }
 
 std::atomic<const KernelTable*>& ActiveTable() {
-  static std::atomic<const KernelTable*> table{CpuHasAvx2() ? &avx2::Table()
-                                                            : &generic::Table()};
+  static std::atomic<const KernelTable*> table{CpuHasAvx2() ? &avx2::Table() : &generic::Table()};
   return table;
 }
 

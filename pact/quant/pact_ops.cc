@@ -67,8 +67,8 @@ AlignedGrad AlignGrad(const torch::Tensor& grad, const torch::Tensor& like,
   torch::Tensor g = grad.device().is_cpu() ? grad : grad.cpu();
   if (g.scalar_type() != dtype) g = g.to(dtype);
   const auto strides = g.strides();
-  const bool broadcast =
-      g.numel() > 0 && std::all_of(strides.begin(), strides.end(), [](int64_t s) { return s == 0; });
+  const bool broadcast = g.numel() > 0 && std::all_of(strides.begin(), strides.end(),
+                                                      [](int64_t s) { return s == 0; });
   if (broadcast || g.strides() == like.strides()) return {g, broadcast};
   torch::Tensor aligned = at::empty_like(like, g.options());
   aligned.copy_(g);
@@ -108,8 +108,7 @@ torch::Tensor ComposedPactForward(const torch::Tensor& x, double alpha, int64_t 
 }
 
 std::pair<torch::Tensor, torch::Tensor> ComposedPactBackward(const torch::Tensor& grad_y,
-                                                             const torch::Tensor& x,
-                                                             double alpha) {
+                                                             const torch::Tensor& x, double alpha) {
   const double a = PactAlpha(alpha, x.scalar_type());
   const torch::Tensor g = grad_y.to(x.scalar_type());
   const torch::Tensor zero = torch::zeros({}, g.options());
@@ -123,7 +122,10 @@ torch::Tensor ComposedDorefa(const torch::Tensor& w, int64_t bits) {
   const torch::Tensor t = torch::tanh(w);
   const torch::Tensor a = t / (2 * t.abs().max()) + 0.5;
   const double levels = Levels(bits);
-  const torch::Tensor q = torch::round(a.detach() * levels) / levels;
+  // Divide by a device tensor, not a double: ATen's CUDA division by a CPU scalar multiplies
+  // by its reciprocal, which can land one ulp away from the CPU kernels' true division.
+  const torch::Tensor q =
+      torch::round(a.detach() * levels) / torch::scalar_tensor(levels, a.options());
   // Straight-through: q's value (q + 0 exactly) with a's gradient.
   return 2 * (q + (a - a.detach())) - 1;
 }
@@ -204,8 +206,8 @@ DorefaForwardResult FusedDorefaForward(const torch::Tensor& w, int64_t bits) {
     scalar_t* op = out.data_ptr<scalar_t>();
     // max is exact, so the block order does not matter here; NaN wins.
     scalar_t max_abs = 0;
-    for (scalar_t block_max : MapBlocks<scalar_t>(
-             n, [&](int64_t b, int64_t e) { return k.abs_max(tp + b, e - b); })) {
+    for (scalar_t block_max :
+         MapBlocks<scalar_t>(n, [&](int64_t b, int64_t e) { return k.abs_max(tp + b, e - b); })) {
       if (block_max > max_abs || std::isnan(block_max)) max_abs = block_max;
       if (std::isnan(max_abs)) break;
     }
@@ -238,8 +240,8 @@ torch::Tensor FusedDorefaBackward(const torch::Tensor& grad, const torch::Tensor
     const scalar_t m_s = static_cast<scalar_t>(m);
     const auto block_results = MapBlocks<std::pair<double, int64_t>>(n, [&](int64_t b, int64_t e) {
       int64_t ties = 0;
-      const double dot = k.dorefa_dot(g.broadcast ? gp : gp + b, g.broadcast, tp + b, m_s, e - b,
-                                      &ties);
+      const double dot =
+          k.dorefa_dot(g.broadcast ? gp : gp + b, g.broadcast, tp + b, m_s, e - b, &ties);
       return std::make_pair(dot, ties);
     });
     double dot = 0.0;
@@ -291,8 +293,8 @@ torch::Tensor PactForwardKernel(const torch::Tensor& x, double alpha, int64_t bi
 std::pair<torch::Tensor, torch::Tensor> PactForwardWithCodesKernel(const torch::Tensor& x,
                                                                    double alpha, int64_t bits) {
   CheckPactBits(bits);
-  TORCH_CHECK(UsesFusedKernels(x), "PactForwardWithCodesKernel needs a CPU float or double "
-              "tensor, got ", x.toString());
+  TORCH_CHECK(UsesFusedKernels(x),
+              "PactForwardWithCodesKernel needs a CPU float or double tensor, got ", x.toString());
   return FusedPactForward(x, alpha, bits, /*with_codes=*/true);
 }
 
@@ -313,8 +315,7 @@ std::pair<torch::Tensor, torch::Tensor> PactBackwardFromCodesKernel(const torch:
     const uint8_t* cp = codes.data_ptr<uint8_t>();
     scalar_t* gxp = grad_x.data_ptr<scalar_t>();
     grad_alpha = SumInOrder(MapBlocks<double>(n, [&](int64_t b, int64_t e) {
-      return k.pact_backward_codes(g.broadcast ? gp : gp + b, g.broadcast, cp + b, gxp + b,
-                                   e - b);
+      return k.pact_backward_codes(g.broadcast ? gp : gp + b, g.broadcast, cp + b, gxp + b, e - b);
     }));
   });
   return {grad_x, torch::scalar_tensor(grad_alpha, torch::dtype(dtype))};

@@ -26,8 +26,8 @@ torch::Tensor ReferencePact(const torch::Tensor& x, const torch::Tensor& alpha, 
   // Eq. 2 with the scale held constant (not differentiated, as in the paper).
   const double alpha_value = a.item<double>();
   const double levels = Levels(bits);
-  const torch::Tensor q = torch::round(y.detach() * (levels / alpha_value)) *
-                          (alpha_value / levels);
+  const torch::Tensor q =
+      torch::round(y.detach() * (levels / alpha_value)) * (alpha_value / levels);
   return StraightThrough(q, y);
 }
 
@@ -36,7 +36,9 @@ torch::Tensor ReferenceDorefaWeight(const torch::Tensor& w, int64_t bits) {
   const torch::Tensor t = torch::tanh(w);
   const torch::Tensor a = t / (2 * t.abs().max()) + 0.5;
   const double levels = Levels(bits);
-  const torch::Tensor q = torch::round(a.detach() * levels) / levels;
+  // A device-tensor divisor keeps true division on CUDA too (see ComposedDorefa).
+  const torch::Tensor q =
+      torch::round(a.detach() * levels) / torch::scalar_tensor(levels, a.options());
   return 2 * StraightThrough(q, a) - 1;
 }
 
