@@ -33,6 +33,22 @@ int64_t ImageFloats(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
+int64_t ShardSize(int64_t size, int num_shards, int index, bool pad) {
+  if (pad) return (size + num_shards - 1) / num_shards;
+  return size / num_shards + (index < size % num_shards ? 1 : 0);
+}
+
+std::vector<int64_t> ShardOrder(const std::vector<int64_t>& order, int num_shards, int index,
+                                bool pad) {
+  const int64_t size = static_cast<int64_t>(order.size());
+  const int64_t n = ShardSize(size, num_shards, index, pad);
+  std::vector<int64_t> shard;
+  shard.reserve(n);
+  // Position k of the padded order is order[k % size] (DistributedSampler wraps the same way).
+  for (int64_t i = 0; i < n; ++i) shard.push_back(order[(index + i * num_shards) % size]);
+  return shard;
+}
+
 LoaderOptions LoaderOptions::Train(int64_t batch_size, int workers, uint64_t seed) {
   LoaderOptions options;
   options.batch_size = batch_size;
@@ -67,6 +83,12 @@ absl::StatusOr<std::unique_ptr<DataLoader>> DataLoader::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("prefetch_batches: must be >= 1, got ", options.prefetch_batches));
   }
+  if (options.num_shards < 1 || options.shard_index < 0 ||
+      options.shard_index >= options.num_shards) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sharding: need num_shards >= 1 and 0 <= shard_index < num_shards, got ",
+                     options.num_shards, " and ", options.shard_index));
+  }
   const std::vector<int64_t> shape = dataset->image_shape();
   if (shape.size() != 3 || *std::min_element(shape.begin(), shape.end()) < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -76,10 +98,13 @@ absl::StatusOr<std::unique_ptr<DataLoader>> DataLoader::Create(
   if (dataset->size() < 1) {
     return absl::InvalidArgumentError(absl::StrCat(dataset->Describe(), ": dataset is empty"));
   }
-  if (options.drop_last && dataset->size() < options.batch_size) {
+  const int64_t shard_size =
+      ShardSize(dataset->size(), options.num_shards, options.shard_index, options.pad_shards);
+  if (options.drop_last && shard_size < options.batch_size) {
     return absl::InvalidArgumentError(absl::StrCat(
         "batch_size: ", options.batch_size, " is larger than the dataset (", dataset->size(),
-        " examples), so with drop_last an epoch would have no batch"));
+        " examples", options.num_shards > 1 ? absl::StrCat(", ", shard_size, " per shard") : "",
+        "), so with drop_last an epoch would have no batch"));
   }
   return std::unique_ptr<DataLoader>(new DataLoader(std::move(dataset), options));
 }
@@ -89,9 +114,11 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, const LoaderOptio
       options_(options),
       shape_(dataset_->image_shape()),
       image_floats_(ImageFloats(shape_)),
+      shard_size_(ShardSize(dataset_->size(), options.num_shards, options.shard_index,
+                            options.pad_shards)),
       num_batches_(options.drop_last
-                       ? dataset_->size() / options.batch_size
-                       : (dataset_->size() + options.batch_size - 1) / options.batch_size) {
+                       ? shard_size_ / options.batch_size
+                       : (shard_size_ + options.batch_size - 1) / options.batch_size) {
   workers_.reserve(options_.workers);
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
@@ -106,7 +133,7 @@ DataLoader::~DataLoader() {
 }
 
 int64_t DataLoader::num_examples() const {
-  return options_.drop_last ? num_batches_ * options_.batch_size : dataset_->size();
+  return options_.drop_last ? num_batches_ * options_.batch_size : shard_size_;
 }
 
 void DataLoader::StartEpoch(int64_t epoch) {
@@ -118,6 +145,10 @@ void DataLoader::StartEpoch(int64_t epoch) {
   } else {
     next->order.resize(dataset_->size());
     std::iota(next->order.begin(), next->order.end(), int64_t{0});
+  }
+  if (options_.num_shards > 1) {
+    next->order = ShardOrder(next->order, options_.num_shards, options_.shard_index,
+                             options_.pad_shards);
   }
   std::map<int64_t, Batch> stale;  // freed after unlocking
   absl::MutexLock lock(&mu_);
@@ -161,7 +192,8 @@ bool DataLoader::Next(Batch* batch) {
 
 bool DataLoader::Produce(const Epoch& epoch, int64_t b, Batch* batch) const {
   const int64_t begin = b * options_.batch_size;
-  const int64_t n = std::min(options_.batch_size, dataset_->size() - begin);
+  const int64_t n =
+      std::min(options_.batch_size, static_cast<int64_t>(epoch.order.size()) - begin);
   DCHECK_GT(n, 0);
   // at::empty throws only when out of memory; in a worker that terminates the process, which
   // is what it would do anyway.

@@ -40,12 +40,27 @@ struct LoaderOptions {
   int workers = 2;           // >= 0; 0 = produce batches on the calling thread
   uint64_t seed = 0;         // the run's seed: order and augmentation derive from it
   int prefetch_batches = 4;  // >= 1; batches ready or in flight ahead of Next (workers > 0)
+  // Data-parallel sharding, as PyTorch's DistributedSampler: the epoch's order (the same on
+  // every rank) is split into num_shards interleaved slices (positions shard_index,
+  // shard_index + num_shards, ...) and this loader serves only its own. pad_shards repeats the
+  // head of the order so every shard has ceil(size / num_shards) examples and every rank takes
+  // the same number of steps (training); without it each example is served exactly once over
+  // all shards (evaluation sums stay exact).
+  int num_shards = 1;   // >= 1
+  int shard_index = 0;  // in [0, num_shards)
+  bool pad_shards = true;
 
   // Training defaults: shuffle, drop_last.
   static LoaderOptions Train(int64_t batch_size, int workers, uint64_t seed);
   // Evaluation defaults: dataset order, keep the last partial batch.
   static LoaderOptions Eval(int64_t batch_size, int workers);
 };
+
+// Examples shard `index` of `num_shards` gets from a dataset of `size` (see LoaderOptions).
+int64_t ShardSize(int64_t size, int num_shards, int index, bool pad);
+// The positions of `order` shard `index` serves, in order (see LoaderOptions).
+std::vector<int64_t> ShardOrder(const std::vector<int64_t>& order, int num_shards, int index,
+                                bool pad);
 
 struct Batch {
   at::Tensor images;  // [N, C, H, W] float32, contiguous, CPU
@@ -73,7 +88,7 @@ class DataLoader {
 
   // Batches per epoch under drop_last.
   int64_t num_batches() const { return num_batches_; }
-  // Examples per epoch (size, minus the dropped remainder under drop_last).
+  // Examples per epoch (this shard's, minus the dropped remainder under drop_last).
   int64_t num_examples() const;
   const Dataset& dataset() const { return *dataset_; }
   const LoaderOptions& options() const { return options_; }
@@ -83,7 +98,7 @@ class DataLoader {
   struct Epoch {
     int64_t generation = 0;  // bumps on every StartEpoch; stale work is dropped
     int64_t epoch = 0;
-    std::vector<int64_t> order;  // dataset index of each example position
+    std::vector<int64_t> order;  // dataset index of each example position of this shard
   };
 
   DataLoader(std::shared_ptr<const Dataset> dataset, const LoaderOptions& options);
@@ -97,6 +112,7 @@ class DataLoader {
   const LoaderOptions options_;
   const std::vector<int64_t> shape_;  // {C, H, W}
   const int64_t image_floats_;
+  const int64_t shard_size_;  // examples of this shard per epoch, before drop_last
   const int64_t num_batches_;
 
   // The generation Produce checks between examples, to abandon stale batches early.

@@ -4,9 +4,9 @@
 //   bazel run //tools:train -- --dataset cifar10 --output-dir runs/cifar10   (the seed's CLI)
 //
 // Flags may be spelled with dashes (the seed's spelling) or underscores. See --helpon=train.
-#include <malloc.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -15,11 +15,15 @@
 #include <vector>
 
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "datasets/dataset.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "models/model.h"
 #include "pact/core/text_proto.h"
+#include "pact/dist/env.h"
+#include "pact/dist/launcher.h"
+#include "pact/dist/process_group.h"
 #include "pact/optim/optimizer.h"
 #include "pact/quant/quantizer.h"
 #include "pact/train/trainer.h"
@@ -50,7 +54,19 @@ DEFINE_double(lambda_alpha, 0.0, "L2 coefficient on PACT alphas (default: the we
 DEFINE_int32(quant_warmup_epochs, 0, "Epochs without quantization first (Option B).");
 DEFINE_string(device, "", "cpu | cuda.");
 DEFINE_uint64(seed, 1, "Random seed.");
-DEFINE_int32(threads, 0, "Intra-op threads (0 = all cores).");
+DEFINE_int32(threads, 0, "Intra-op threads (0 = all cores, split among a machine's workers).");
+// Data-parallel training. Workers read RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT
+// (torchrun's contract); --nproc_per_node starts them itself.
+DEFINE_int32(nproc_per_node, 0,
+             "Start this many data-parallel worker processes on this machine (torchrun-style; "
+             "0 = run as one process, or as the worker the environment describes).");
+DEFINE_int32(nnodes, 1, "Machines in the job (with --nproc_per_node; needs MASTER_ADDR).");
+DEFINE_int32(node_rank, 0, "This machine's index in [0, nnodes) (with --nproc_per_node).");
+DEFINE_string(dist_backend, "", "gloo | nccl (default: nccl for CUDA when available, else gloo).");
+DEFINE_double(dist_timeout_s, 300,
+              "Seconds a data-parallel rendezvous or collective may wait for the other ranks "
+              "before failing (a rank that died or hangs).");
+DEFINE_double(dist_bucket_mb, 25, "Gradient allreduce bucket size in MiB (data-parallel).");
 
 namespace {
 
@@ -85,14 +101,13 @@ int Fail(const absl::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Large training tensors are freed and re-allocated every step; glibc's defaults return them
-  // to the kernel each time (mmap/munmap + page faults: ~40% of a ResNet-20 step here). Keep
-  // them in the heap instead, as MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ would.
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, INT32_MAX);
+  // Malloc tuning shared with //tools:train_benchmark (see TuneProcessForTraining).
+  pact::train::TuneProcessForTraining();
 
   std::vector<std::string> args(argv, argv + argc);
   args = pact::tools::NormalizeFlagNames(args);
+  std::error_code cwd_error;
+  const std::string launch_dir = std::filesystem::current_path(cwd_error).string();
   std::vector<char*> normalized;
   for (auto& arg : args) normalized.push_back(arg.data());
   int normalized_argc = static_cast<int>(normalized.size());
@@ -157,7 +172,51 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (FLAGS_nproc_per_node > 0) {
+    // Workers redo the steps above with our arguments, from where we were started.
+    pact::dist::LaunchOptions launch;
+    launch.nproc_per_node = FLAGS_nproc_per_node;
+    launch.nnodes = FLAGS_nnodes;
+    launch.node_rank = FLAGS_node_rank;
+    launch.args = pact::dist::RemoveFlags(args, {"nproc_per_node", "nnodes", "node_rank"});
+    launch.working_directory = launch_dir;
+    // Healthy workers fail within the timeout once a peer died; one still running later hangs.
+    launch.grace = absl::Seconds(FLAGS_dist_timeout_s) + absl::Seconds(5);
+    absl::StatusOr<int> code = pact::dist::RunLocalWorkers(launch);
+    if (!code.ok()) return Fail(code.status());
+    return *code;
+  }
+  if (FLAGS_nnodes != 1 || FLAGS_node_rank != 0) {
+    return Fail(absl::InvalidArgumentError("--nnodes and --node_rank need --nproc_per_node"));
+  }
+  absl::StatusOr<pact::dist::DistEnv> env = pact::dist::ReadDistEnv();
+  if (!env.ok()) return Fail(env.status());
+  std::shared_ptr<pact::dist::ProcessGroup> group;
+  if (env->distributed()) {
+    if (env->rank != 0) FLAGS_minloglevel = google::GLOG_WARNING;  // rank 0 reports for all
+    if (recipe->train().threads() == 0) {
+      recipe->mutable_train()->set_threads(pact::dist::ThreadsPerProcess(0, *env));
+    }
+    const bool cuda = recipe->train().device() == pact::DEVICE_CUDA;
+    if (cuda) pact::dist::SelectLocalCudaDevice(*env);  // before anything touches CUDA
+    absl::StatusOr<pact::dist::Backend> backend =
+        pact::dist::ChooseBackend(FLAGS_dist_backend, cuda);
+    if (!backend.ok()) return Fail(backend.status());
+    if (!(FLAGS_dist_timeout_s > 0) || !(FLAGS_dist_bucket_mb > 0)) {
+      return Fail(absl::InvalidArgumentError("--dist_timeout_s and --dist_bucket_mb must be > 0"));
+    }
+    pact::dist::GroupOptions group_options;
+    group_options.backend = *backend;
+    group_options.timeout = absl::Seconds(FLAGS_dist_timeout_s);
+    absl::StatusOr<std::shared_ptr<pact::dist::ProcessGroup>> joined =
+        pact::dist::ProcessGroup::Connect(*env, group_options);
+    if (!joined.ok()) return Fail(joined.status());
+    group = *std::move(joined);
+  }
+
   pact::train::TrainerOptions options;
+  options.process_group = group;
+  options.bucket_bytes = std::llround(FLAGS_dist_bucket_mb * (1 << 20));
   options.output_dir = FLAGS_output_dir;
   if (options.output_dir.empty()) {
     options.output_dir =
@@ -170,5 +229,10 @@ int main(int argc, char** argv) {
   if (!trainer.ok()) return Fail(trainer.status());
   absl::StatusOr<pact::train::RunOutcome> outcome = (*trainer)->Run();
   if (!outcome.ok()) return Fail(outcome.status());
+  // Rank 0 hosts the rendezvous store: leave together, once every rank is done.
+  if (group != nullptr) {
+    const absl::Status done = group->Barrier("final barrier");
+    if (!done.ok()) return Fail(done);
+  }
   return 0;
 }

@@ -1,5 +1,7 @@
 #include "pact/train/components.h"
 
+#include <cmath>
+#include <cstdint>
 #include <thread>
 
 #include <torch/cuda.h>
@@ -17,6 +19,53 @@ int ResolveThreads(int requested) {
   if (requested > 0) return requested;
   const unsigned cores = std::thread::hardware_concurrency();
   return cores == 0 ? 1 : static_cast<int>(cores);
+}
+
+torch::Tensor ModelInput(const torch::Tensor& images, torch::Device device) {
+  torch::Tensor x = images.to(device);
+  if (x.device().is_cpu() && x.dim() == 4) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  return x;
+}
+
+absl::StatusOr<StepResult> TrainStep(Components& c, double lambda_alpha,
+                                     const torch::Tensor& images_in,
+                                     const torch::Tensor& labels_in) {
+  const torch::Tensor images = ModelInput(images_in, c.device);
+  const torch::Tensor labels = labels_in.to(c.device);
+  const torch::Tensor logits = c.model->forward(images);
+  const torch::Tensor ce = torch::nn::functional::cross_entropy(logits, labels);
+  const double ce_value = ce.item<double>();
+  if (!std::isfinite(ce_value)) {
+    return absl::DataLossError(absl::StrCat("loss became ", ce_value));
+  }
+  torch::Tensor loss = ce;
+  const torch::Tensor penalty = AlphaPenalty(c.alphas, lambda_alpha);
+  if (penalty.defined()) loss = loss + penalty;
+  c.optimizer->torch_optimizer->zero_grad();
+  loss.backward();
+  if (c.after_backward) PACT_RETURN_IF_ERROR(c.after_backward());
+  c.optimizer->torch_optimizer->step();
+  StepResult result;
+  result.loss_sum = ce_value * labels.size(0);
+  result.correct = logits.argmax(1).eq(labels).sum().item<int64_t>();
+  return result;
+}
+
+void EvalStep(models::Model& model, torch::Device device, const torch::Tensor& images_in,
+              const torch::Tensor& labels_in, EvalSums& sums) {
+  const torch::Tensor images = ModelInput(images_in, device);
+  const torch::Tensor labels = labels_in.to(device);
+  const torch::Tensor logits = model.forward(images);
+  sums.loss_sum += torch::nn::functional::cross_entropy(
+                       logits, labels,
+                       torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                       .item<double>();
+  const int64_t k = std::min<int64_t>(5, logits.size(1));
+  const torch::Tensor top = std::get<1>(logits.topk(k, 1));
+  const torch::Tensor hits = top.eq(labels.unsqueeze(1));
+  sums.top1 += hits.select(1, 0).sum().item<int64_t>();
+  sums.top5 += hits.any(1).sum().item<int64_t>();
+  sums.seen += labels.size(0);
 }
 
 torch::Tensor AlphaPenalty(const std::vector<torch::Tensor>& alphas, double lambda) {

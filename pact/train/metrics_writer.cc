@@ -1,5 +1,6 @@
 #include "pact/train/metrics_writer.h"
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -7,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "pact/core/text_proto.h"
 
 namespace pact::train {
@@ -60,6 +62,28 @@ absl::Status MetricsWriter::Open(const std::string& dir, const std::vector<std::
   for (const auto& name : alpha_names) columns.push_back("alpha:" + name);
   const absl::Status csv = KeepEarlierRows(csv_path_, first_epoch, true, absl::StrJoin(columns, ","));
   if (!csv.ok()) return csv;
+  earlier_.clear();
+  std::ifstream kept(csv_path_);
+  std::string line;
+  std::getline(kept, line);  // header
+  while (std::getline(kept, line)) {
+    const std::vector<std::string> f = absl::StrSplit(line, ',');
+    if (f.size() < 10) continue;
+    EpochMetrics m;
+    m.epoch = std::atoi(f[0].c_str());
+    m.lr = std::atof(f[1].c_str());
+    m.quantized = f[2] == "1";
+    m.train_loss = std::atof(f[3].c_str());
+    m.train_top1 = std::atof(f[4].c_str());
+    m.evaluated = !f[5].empty();
+    m.eval_loss = std::atof(f[5].c_str());
+    m.eval_top1 = std::atof(f[6].c_str());
+    m.eval_top5 = std::atof(f[7].c_str());
+    m.seconds = std::atof(f[8].c_str());
+    m.train_images_per_s = std::atof(f[9].c_str());
+    for (size_t i = 10; i < f.size(); ++i) m.alphas.push_back(std::atof(f[i].c_str()));
+    earlier_.push_back(m);
+  }
   return KeepEarlierRows(jsonl_path_, first_epoch, false, "");
 }
 

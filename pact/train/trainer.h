@@ -15,23 +15,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "pact/proto/recipe.pb.h"
+#include "pact/train/metrics.h"
+
+namespace pact::dist {
+class ProcessGroup;
+}  // namespace pact::dist
 
 namespace pact::train {
-
-struct EpochMetrics {
-  int epoch = 0;  // 0-based
-  double lr = 0.0;
-  bool quantized = true;
-  double train_loss = 0.0;  // mean cross-entropy (without the alpha penalty)
-  double train_top1 = 0.0;  // percent
-  bool evaluated = false;
-  double eval_loss = 0.0;
-  double eval_top1 = 0.0;
-  double eval_top5 = 0.0;
-  double seconds = 0.0;          // training + evaluation wall time of the epoch
-  double train_images_per_s = 0.0;
-  std::vector<double> alphas;    // every PACT alpha at the end of the epoch
-};
 
 struct TrainerOptions {
   // Where outputs go (created if missing).
@@ -41,6 +31,12 @@ struct TrainerOptions {
   // Stop (checkpoint and return kStopped, as on SIGTERM) after this many training steps in
   // this invocation; 0 = no limit. For smoke runs and tests of the resume path.
   int64_t max_steps = 0;
+  // Data-parallel training (pact/dist): this process's group, or null for one process. Every
+  // rank runs the same recipe and rank 0 alone writes outputs. train.batch_size stays the
+  // global batch: each rank trains on batch_size / world_size examples per step.
+  std::shared_ptr<dist::ProcessGroup> process_group;
+  // Gradient allreduce bucket size in bytes (data-parallel only; PyTorch DDP's 25 MiB).
+  int64_t bucket_bytes = int64_t{25} << 20;
 };
 
 enum class RunOutcome { kFinished, kStopped };
@@ -62,6 +58,11 @@ class Trainer {
   // Clears a previous request (tests).
   static void ClearStopRequest();
 };
+
+// Process-wide settings shared by every training binary (//tools:train,
+// //tools:train_benchmark): glibc malloc keeps large blocks in the heap instead of mmap'ing and
+// unmapping them every step. Call once at the start of main(), before any allocation of note.
+void TuneProcessForTraining();
 
 // Parses, validates and builds every component without loading data (datasets are only
 // checked to be linked), runs one forward pass on zeros of the model's input shape and returns
