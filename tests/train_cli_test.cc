@@ -177,6 +177,15 @@ TEST(TrainCliTest, SigtermCheckpointsAndResumeFinishes) {
   EXPECT_EQ(stopped.exit_code, 0) << stopped.output;
   EXPECT_THAT(stopped.output, HasSubstr("--resume=" + dir + "/run"));
   ASSERT_TRUE(fs::exists(dir + "/run/checkpoints/last.pt"));
+  bool has_log = false;
+  for (const auto& entry : fs::directory_iterator(dir + "/run")) {
+    if (entry.path().filename().string().rfind("train.log.", 0) == 0) {
+      std::ifstream log(entry.path());
+      const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+      has_log = text.find("stopped at epoch") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(has_log) << "the output folder keeps the run's log";
 
   const Result resumed =
       RunTrain({"--recipe=" + recipe, "--output-dir=" + dir + "/run", "--resume=" + dir + "/run",

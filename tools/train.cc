@@ -223,6 +223,21 @@ int main(int argc, char** argv) {
         recipe->output().dir().empty() ? "runs/" + recipe->name() : recipe->output().dir();
   }
   options.resume = FLAGS_resume;
+  if (group == nullptr || env->rank == 0) {
+    // The run's log also goes to <output_dir>/train.log.<date>-<time>.<pid> (one per
+    // invocation, so a resumed run keeps the earlier logs).
+    std::error_code error;
+    std::filesystem::create_directories(options.output_dir, error);
+    if (!error) {
+      FLAGS_logtostderr = false;
+      FLAGS_alsologtostderr = true;
+      google::SetLogDestination(google::GLOG_INFO, (options.output_dir + "/train.log.").c_str());
+      for (auto severity : {google::GLOG_WARNING, google::GLOG_ERROR, google::GLOG_FATAL}) {
+        google::SetLogDestination(severity, "");  // all severities are in the INFO file
+      }
+      google::SetLogSymlink(google::GLOG_INFO, "");
+    }
+  }
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   auto trainer = pact::train::Trainer::Create(*recipe, options);
