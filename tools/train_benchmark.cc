@@ -84,12 +84,13 @@ DEFINE_int32(epoch_reps, 1, "--mode=epoch: repetitions of the (real, synthetic) 
 DEFINE_string(data_root, "", "--mode=epoch: data_root for train_data and eval_data.");
 DEFINE_string(json, "", "Append one JSON line per model/variant to this file.");
 DEFINE_bool(wait_quiet, false,
-            "Before each timed window wait (<= 300 s) until other processes use < 0.1 core.");
+            "Before each timed window wait (<= 120 s) until other processes use < 0.1 core.");
 DEFINE_uint64(data_seed, 0, "Seed of the synthetic data.");
 DEFINE_string(profile, "",
               "After timing, run 3 more training steps under LibTorch's profiler and write a "
               "Chrome trace to <this>.<model>.<variant>.json (chrome://tracing, Perfetto).");
 DEFINE_bool(channels_last, false, "Experiment: feed channels-last (NHWC) synthetic images.");
+DEFINE_bool(flush_denormal, false, "Experiment: flush denormals to zero (FTZ/DAZ).");
 DEFINE_bool(channels_last_weights, false, "Experiment: make 4-D parameters channels-last.");
 
 namespace {
@@ -143,7 +144,7 @@ class Window {
 void MaybeWaitQuiet() {
   if (!FLAGS_wait_quiet) return;
   const auto start = Clock::now();
-  while (std::chrono::duration<double>(Clock::now() - start).count() < 300) {
+  while (std::chrono::duration<double>(Clock::now() - start).count() < 120) {
     const double busy0 = MachineBusySeconds(), own0 = OwnCpuSeconds();
     std::this_thread::sleep_for(std::chrono::seconds(2));
     const double foreign = (MachineBusySeconds() - busy0 - (OwnCpuSeconds() - own0)) / 2.0;
@@ -296,7 +297,7 @@ struct StepTiming {
   double last_loss = 0;
 };
 
-absl::StatusOr<StepTiming> TimeSteps(const pact::Recipe& recipe) {
+absl::StatusOr<StepTiming> TimeSteps(const pact::Recipe& recipe, const std::string& variant) {
   PACT_ASSIGN_OR_RETURN(pact::train::Components c, pact::train::BuildComponents(recipe));
   if (FLAGS_channels_last_weights) {
     torch::NoGradGuard no_grad;
@@ -333,8 +334,8 @@ absl::StatusOr<StepTiming> TimeSteps(const pact::Recipe& recipe) {
     }
     timing.train_ips = Summarize(ips);
     if (!FLAGS_profile.empty()) {
-      const std::string path = absl::StrCat(FLAGS_profile, ".", ModelName(recipe), ".",
-                                            recipe.has_quantization() ? "quant" : "fp32", ".json");
+      const std::string path =
+          absl::StrCat(FLAGS_profile, ".", ModelName(recipe), ".", variant, ".json");
       torch::autograd::profiler::RecordProfile profile(path);
       for (int i = 0; i < 3; ++i) PACT_RETURN_IF_ERROR(step());
       LOG(INFO) << "profile of 3 training steps: " << path;
@@ -387,7 +388,7 @@ absl::Status RunStepMode(const std::vector<std::string>& models,
       at::set_num_threads(threads);  // as Trainer::Init
       result.model = ModelName(recipe);
       result.batch = recipe.train().batch_size();
-      absl::StatusOr<StepTiming> timing = TimeSteps(recipe);
+      absl::StatusOr<StepTiming> timing = TimeSteps(recipe, variant);
       if (!timing.ok()) {
         return absl::Status(timing.status().code(),
                             absl::StrCat(result.model, " (", variant, "): ",
@@ -626,6 +627,7 @@ int main(int argc, char** argv) {
   if (const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY"); cwd != nullptr) {
     if (chdir(cwd) != 0) return Fail(absl::InternalError(absl::StrCat("cannot chdir to ", cwd)));
   }
+  if (FLAGS_flush_denormal) at::globalContext().setFlushDenormal(true);
   if (FLAGS_mode != "step" && FLAGS_mode != "epoch") {
     return Fail(absl::InvalidArgumentError(
         absl::StrCat("--mode: must be step or epoch, got '", FLAGS_mode, "'")));
