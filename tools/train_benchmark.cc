@@ -89,9 +89,6 @@ DEFINE_uint64(data_seed, 0, "Seed of the synthetic data.");
 DEFINE_string(profile, "",
               "After timing, run 3 more training steps under LibTorch's profiler and write a "
               "Chrome trace to <this>.<model>.<variant>.json (chrome://tracing, Perfetto).");
-DEFINE_bool(channels_last, false, "Experiment: feed channels-last (NHWC) synthetic images.");
-DEFINE_bool(flush_denormal, false, "Experiment: flush denormals to zero (FTZ/DAZ).");
-DEFINE_bool(channels_last_weights, false, "Experiment: make 4-D parameters channels-last.");
 
 namespace {
 
@@ -115,6 +112,12 @@ double MachineBusySeconds() {
   return (v[0] + v[1] + v[2] + v[5] + v[6]) / tick;
 }
 
+int64_t MinorFaults() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_minflt;
+}
+
 double OwnCpuSeconds() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -125,9 +128,12 @@ double OwnCpuSeconds() {
 // Wall time of a timed window and the cores other processes used meanwhile.
 class Window {
  public:
-  Window() : busy0_(MachineBusySeconds()), own0_(OwnCpuSeconds()), t0_(Clock::now()) {}
+  Window()
+      : busy0_(MachineBusySeconds()), own0_(OwnCpuSeconds()), faults0_(MinorFaults()),
+        t0_(Clock::now()) {}
   void Stop() {
     seconds = std::chrono::duration<double>(Clock::now() - t0_).count();
+    minor_faults = MinorFaults() - faults0_;
     const double busy = MachineBusySeconds() - busy0_;
     own_cpu = OwnCpuSeconds() - own0_;
     foreign = std::max(0.0, (busy - own_cpu) / std::max(seconds, 1e-9));
@@ -135,9 +141,11 @@ class Window {
   double seconds = 0.0;
   double foreign = 0.0;  // cores used by other processes
   double own_cpu = 0.0;  // CPU seconds of this process (all threads)
+  int64_t minor_faults = 0;
 
  private:
   double busy0_, own0_;
+  int64_t faults0_;
   Clock::time_point t0_;
 };
 
@@ -202,6 +210,7 @@ struct Row {
   double ms_per_step = 0;
   double foreign = 0;  // median over repetitions
   double cpu_ms = 0;   // this process's CPU ms per step (all threads), median
+  double faults = -1;  // minor page faults per step, median (-1 = not measured)
 };
 
 std::vector<Row>& Rows() {
@@ -210,16 +219,17 @@ std::vector<Row>& Rows() {
 }
 
 void PrintRow(const Row& r) {
-  std::cout << absl::StrFormat("%-16s %-7s %-13s %6d %10.1f %10.1f-%-10.1f %9.2f %8.1f %6.2f\n",
+  std::cout << absl::StrFormat("%-16s %-7s %-13s %6d %10.1f %10.1f-%-10.1f %9.2f %8.1f %6.2f %s\n",
                                r.model, r.variant, r.what, r.batch, r.ips.median, r.ips.min,
-                               r.ips.max, r.ms_per_step, r.cpu_ms, r.foreign)
+                               r.ips.max, r.ms_per_step, r.cpu_ms, r.foreign,
+                               r.faults >= 0 ? absl::StrFormat("%7.0f", r.faults) : "      -")
             << std::flush;
 }
 
 void PrintHeader() {
-  std::cout << absl::StrFormat("%-16s %-7s %-13s %6s %10s %21s %9s %8s %6s\n", "model",
+  std::cout << absl::StrFormat("%-16s %-7s %-13s %6s %10s %21s %9s %8s %6s %7s\n", "model",
                                "variant", "what", "batch", "img/s med", "min-max", "ms/step",
-                               "cpu ms", "load")
+                               "cpu ms", "load", "faults")
             << std::flush;
 }
 
@@ -281,9 +291,6 @@ SyntheticData MakeData(const pact::models::Model& model, int64_t batch, int coun
   SyntheticData data;
   for (int i = 0; i < count; ++i) {
     data.images.push_back(torch::randn(shape));
-    if (FLAGS_channels_last && shape.size() == 4) {
-      data.images.back() = data.images.back().contiguous(torch::MemoryFormat::ChannelsLast);
-    }
     data.labels.push_back(torch::randint(model.num_classes(), {batch}, torch::kLong));
   }
   return data;
@@ -294,17 +301,12 @@ struct StepTiming {
   Stats train_ips, eval_ips;
   std::vector<double> train_foreign, eval_foreign;
   std::vector<double> train_cpu_ms, eval_cpu_ms;  // process CPU ms per step (all threads)
+  std::vector<double> train_faults;               // minor page faults per step
   double last_loss = 0;
 };
 
 absl::StatusOr<StepTiming> TimeSteps(const pact::Recipe& recipe, const std::string& variant) {
   PACT_ASSIGN_OR_RETURN(pact::train::Components c, pact::train::BuildComponents(recipe));
-  if (FLAGS_channels_last_weights) {
-    torch::NoGradGuard no_grad;
-    for (auto& p : c.model->parameters()) {
-      if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
-    }
-  }
   const double lambda = pact::EffectiveLambdaAlpha(recipe);
   const int64_t batch = recipe.train().batch_size();
   const int64_t eval_batch =
@@ -331,6 +333,7 @@ absl::StatusOr<StepTiming> TimeSteps(const pact::Recipe& recipe, const std::stri
       ips.push_back(FLAGS_steps * batch / w.seconds);
       timing.train_foreign.push_back(w.foreign);
       timing.train_cpu_ms.push_back(1000.0 * w.own_cpu / FLAGS_steps);
+      timing.train_faults.push_back(static_cast<double>(w.minor_faults) / FLAGS_steps);
     }
     timing.train_ips = Summarize(ips);
     if (!FLAGS_profile.empty()) {
@@ -347,10 +350,8 @@ absl::StatusOr<StepTiming> TimeSteps(const pact::Recipe& recipe, const std::stri
     std::vector<int64_t> shape = {eval_batch};
     for (int64_t d : c.model->input_shape()) shape.push_back(d);
     torch::manual_seed(FLAGS_data_seed + 1);
-    torch::Tensor x = torch::randn(shape);
-    if (FLAGS_channels_last && shape.size() == 4) {
-      x = x.contiguous(torch::MemoryFormat::ChannelsLast);
-    }
+    // As the trainer feeds the model (channels-last on CPU, see pact::train::ModelInput).
+    const torch::Tensor x = pact::train::ModelInput(torch::randn(shape), c.device);
     c.model->eval();
     torch::NoGradGuard no_grad;
     std::vector<double> ips;
@@ -400,7 +401,8 @@ absl::Status RunStepMode(const std::vector<std::string>& models,
           FLAGS_eval_batch_size > 0 ? FLAGS_eval_batch_size : recipe.train().eval_batch_size();
       Row train{result.model, variant, "train step", result.batch, timing->train_ips,
                 1000.0 * result.batch / timing->train_ips.median,
-                Summarize(timing->train_foreign).median, Summarize(timing->train_cpu_ms).median};
+                Summarize(timing->train_foreign).median, Summarize(timing->train_cpu_ms).median,
+                Summarize(timing->train_faults).median};
       Rows().push_back(train);
       PrintRow(train);
       if (FLAGS_eval_steps > 0) {
@@ -419,6 +421,7 @@ absl::Status RunStepMode(const std::vector<std::string>& models,
           ",\"reps\":", FLAGS_reps, ",\"train_img_s\":", JsonStats(timing->train_ips),
           ",\"train_foreign_cores\":", JsonList(timing->train_foreign),
           ",\"train_cpu_ms_per_step\":", JsonList(timing->train_cpu_ms),
+          ",\"train_minor_faults_per_step\":", JsonList(timing->train_faults, "%.0f"),
           FLAGS_eval_steps > 0 ? absl::StrCat(",\"eval_batch\":", eval_batch,
                                               ",\"eval_img_s\":", JsonStats(timing->eval_ips),
                                               ",\"eval_foreign_cores\":",
@@ -542,7 +545,7 @@ absl::StatusOr<RealEpochTiming> RealEpoch(pact::Recipe recipe) {
 
 absl::Status RunEpochMode(const std::vector<std::string>& models,
                           const std::vector<std::string>& variants) {
-  std::cout << absl::StrFormat("%-16s %-7s %-28s %6s %8s %8s %8s %9s %7s\n", "model", "variant",
+  std::cout << absl::StrFormat("%-16s %-7s %-34s %6s %8s %8s %8s %9s %7s\n", "model", "variant",
                                "what", "batch", "train s", "eval s", "total s", "train i/s",
                                "load");
   for (const std::string& model_flag : models) {
@@ -570,11 +573,11 @@ absl::Status RunEpochMode(const std::vector<std::string>& models,
         real_total.push_back(real_seconds);
         synth_total.push_back(synth_seconds);
         std::cout << absl::StrFormat(
-            "%-16s %-7s %-28s %6d %8.1f %8.1f %8.1f %9.1f %7.2f\n", model, variant,
+            "%-16s %-7s %-34s %6d %8.1f %8.1f %8.1f %9.1f %7.2f\n", model, variant,
             absl::StrFormat("synthetic %d steps + %d eval", s.steps, s.eval_images), batch,
             s.train_s, s.eval_s, synth_seconds, s.train_images / s.train_s,
             (s.train_foreign * s.train_s + s.eval_foreign * s.eval_s) / synth_seconds);
-        std::cout << absl::StrFormat("%-16s %-7s %-28s %6d %8.1f %8.1f %8.1f %9.1f %7.2f\n",
+        std::cout << absl::StrFormat("%-16s %-7s %-34s %6d %8.1f %8.1f %8.1f %9.1f %7.2f\n",
                                      model, variant, "real epoch (Trainer, loader)", batch,
                                      real_train_s, real_eval_s, real_seconds, real_ips,
                                      r.foreign);
@@ -627,7 +630,6 @@ int main(int argc, char** argv) {
   if (const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY"); cwd != nullptr) {
     if (chdir(cwd) != 0) return Fail(absl::InternalError(absl::StrCat("cannot chdir to ", cwd)));
   }
-  if (FLAGS_flush_denormal) at::globalContext().setFlushDenormal(true);
   if (FLAGS_mode != "step" && FLAGS_mode != "epoch") {
     return Fail(absl::InvalidArgumentError(
         absl::StrCat("--mode: must be step or epoch, got '", FLAGS_mode, "'")));
