@@ -322,7 +322,9 @@ TEST(PactTest, NonContiguousInputsMatchReference) {
     EXPECT_TRUE(torch::equal(fused.y, ref.y));
     EXPECT_TRUE(torch::equal(fused.grad_x, ref.grad_x));
     EXPECT_TRUE(torch::allclose(fused.grad_alpha, ref.grad_alpha, 1e-5, 1e-5));
-    if (x.is_non_overlapping_and_dense()) EXPECT_EQ(fused.y.strides(), x.strides());
+    if (x.is_non_overlapping_and_dense()) {
+      EXPECT_EQ(fused.y.strides(), x.strides());
+    }
   }
   // Upstream gradients in another layout than x's.
   const torch::Tensor x = base.contiguous(torch::MemoryFormat::ChannelsLast);
