@@ -29,6 +29,23 @@ inline constexpr uint8_t kCodeAbove = 2;   // x >= alpha: dL/dalpha += dL/dy (Eq
 // and the block results are added in block order by the caller.
 inline constexpr int64_t kReduceBlock = 4096;
 
+// The activation a fused BatchNorm kernel applies to z = BN(x) (+ residual).
+template <typename T>
+struct ClipParams {
+  // ReLU: y = max(z, 0) (NaN stays NaN), gradient where !(z <= 0), as torch.relu's backward.
+  // Otherwise PACT: y = clip(z, 0, alpha), rounded as in pact_forward when `quantize`, codes
+  // as in pact_forward.
+  bool relu = true;
+  bool quantize = false;
+  T alpha = T(0);
+  T scale = T(0);
+  T step = T(0);
+};
+
+// Lanes of the fixed-order double sums the BatchNorm kernels accumulate into: element i of a
+// plane goes to lane i % kSumLanes; the caller adds planes in order and the lanes last.
+inline constexpr int kSumLanes = 8;
+
 template <typename T>
 struct Kernels {
   // y = clip(x, 0, alpha) (Eq. 1); when `quantize`, y = round(y * scale) * step (Eq. 2) with
@@ -55,6 +72,39 @@ struct Kernels {
   // rule of the un-rounded DoReFa expression, with `share` the gradient of max|t| per tie.
   void (*dorefa_backward)(const T* g, bool broadcast_g, const T* t, T* grad_w, int64_t n, T two_m,
                           T m, T share);
+
+  // Fused BatchNorm + activation (bn_act_ops.h), one NCHW plane (n elements of one channel)
+  // per call.
+  // Statistics: lanes[0, 8) += x - shift, lanes[8, 16) += (x - shift)^2, in double; `shift`
+  // (a value of the channel) keeps the one-pass variance free of cancellation.
+  void (*bn_stats)(const T* x, int64_t n, T shift, double* lanes);
+  // z = x * scale + shift, plus r[i] when r is not null (the residual); y = activation(z);
+  // the code (kCode*) when `code` is not null (ReLU: inside or below).
+  void (*bn_act_forward)(const T* x, const T* r, T* y, uint8_t* code, int64_t n, T scale,
+                         T shift, const ClipParams<T>& clip);
+  // Backward sums: with g' = g where code is inside, else 0: lanes[0, 8) += g',
+  // lanes[8, 16) += (x - mean) * g', lanes[16, 24) += g where code is above. Writes g' to
+  // g_masked when it is not null (the residual's gradient).
+  void (*bn_act_backward_reduce)(const T* g, const uint8_t* code, const T* x, T mean,
+                                 T* g_masked, int64_t n, double* lanes);
+  // grad_x = (g' - grad_mean - (x - mean) * k) * invstd * w, ATen's training-mode BatchNorm
+  // backward with its operation order.
+  void (*bn_backward_apply)(const T* g, const uint8_t* code, const T* x, T* grad_x, int64_t n,
+                            T mean, T grad_mean, T k, T invstd, T w);
+
+  // The same four for channels-last (NHWC) tensors: `rows` pixels of `c` channels each, the
+  // per-channel values as arrays of c. Sums accumulate row by row into per-channel doubles
+  // (s1/s2, or sums[0, c), [c, 2c), [2c, 3c)), so each channel's sum has one fixed order.
+  void (*bn_stats_nhwc)(const T* x, int64_t rows, int64_t c, const T* shift, double* sums);
+  void (*bn_act_forward_nhwc)(const T* x, const T* r, T* y, uint8_t* code, int64_t rows,
+                              int64_t c, const T* scale, const T* shift,
+                              const ClipParams<T>& clip);
+  void (*bn_act_backward_reduce_nhwc)(const T* g, const uint8_t* code, const T* x,
+                                      const T* mean, T* g_masked, int64_t rows, int64_t c,
+                                      double* sums);
+  void (*bn_backward_apply_nhwc)(const T* g, const uint8_t* code, const T* x, T* grad_x,
+                                 int64_t rows, int64_t c, const T* mean, const T* grad_mean,
+                                 const T* k, const T* invstd, const T* w);
 };
 
 struct KernelTable {

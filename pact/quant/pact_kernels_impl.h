@@ -357,10 +357,418 @@ void DorefaBackward(const T* g, bool broadcast_g, const T* t, T* grad_w, int64_t
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Fused BatchNorm + activation. Sums use kSumLanes double lanes: element i of the plane goes to
+// lane i % kSumLanes, whichever build runs, so the results are bit-identical across builds.
+static_assert(kSumLanes == kLanes, "the BatchNorm lanes follow the reduction lanes");
+
+template <typename T>
+void BnStats(const T* __restrict x, int64_t n, T shift, double* __restrict lanes) {
+  double s1[kLanes], s2[kLanes];
+  for (int j = 0; j < kLanes; ++j) {
+    s1[j] = lanes[j];
+    s2[j] = lanes[kLanes + j];
+  }
+  const double k = static_cast<double>(shift);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) {
+      const double d = static_cast<double>(x[i + j]) - k;
+      s1[j] += d;
+      s2[j] += d * d;
+    }
+  }
+  for (int j = 0; i < n; ++i, ++j) {
+    const double d = static_cast<double>(x[i]) - k;
+    s1[j] += d;
+    s2[j] += d * d;
+  }
+  for (int j = 0; j < kLanes; ++j) {
+    lanes[j] = s1[j];
+    lanes[kLanes + j] = s2[j];
+  }
+}
+
+// The activation of z with its code; the same expressions as PactForwardLoop for PACT.
+template <typename T, bool kRelu, bool kQuantize>
+inline T ClipValue(T z, const ClipParams<T>& clip, uint8_t* code) {
+  T c = T(0) > z ? T(0) : z;
+  if (kRelu) {
+    *code = static_cast<uint8_t>(!(z <= T(0)));  // kCodeInside or kCodeBelow
+    return c;
+  }
+  c = clip.alpha < c ? clip.alpha : c;
+  if (kQuantize) c = RoundNonNegative(c * clip.scale) * clip.step;
+  *code = static_cast<uint8_t>(static_cast<int>(z >= T(0)) + static_cast<int>(z >= clip.alpha));
+  return c;
+}
+
+template <typename T, bool kRelu, bool kQuantize, bool kResidual, bool kCodes>
+void BnActForwardLoop(const T* __restrict x, const T* __restrict r, T* __restrict y,
+                      uint8_t* __restrict code, int64_t n, T scale, T shift,
+                      const ClipParams<T>& clip) {
+  const ClipParams<T> p = clip;
+  for (int64_t i = 0; i < n; ++i) {
+    T z = x[i] * scale + shift;
+    if (kResidual) z = z + r[i];
+    uint8_t c;
+    y[i] = ClipValue<T, kRelu, kQuantize>(z, p, &c);
+    if (kCodes) code[i] = c;
+  }
+}
+
+template <typename T, bool kRelu, bool kQuantize>
+void BnActForwardAct(const T* x, const T* r, T* y, uint8_t* code, int64_t n, T scale, T shift,
+                     const ClipParams<T>& clip) {
+  if (r != nullptr) {
+    if (code != nullptr) {
+      BnActForwardLoop<T, kRelu, kQuantize, true, true>(x, r, y, code, n, scale, shift, clip);
+    } else {
+      BnActForwardLoop<T, kRelu, kQuantize, true, false>(x, r, y, code, n, scale, shift, clip);
+    }
+  } else if (code != nullptr) {
+    BnActForwardLoop<T, kRelu, kQuantize, false, true>(x, r, y, code, n, scale, shift, clip);
+  } else {
+    BnActForwardLoop<T, kRelu, kQuantize, false, false>(x, r, y, code, n, scale, shift, clip);
+  }
+}
+
+template <typename T>
+void BnActForward(const T* x, const T* r, T* y, uint8_t* code, int64_t n, T scale, T shift,
+                  const ClipParams<T>& clip) {
+  if (clip.relu) {
+    BnActForwardAct<T, true, false>(x, r, y, code, n, scale, shift, clip);
+  } else if (clip.quantize) {
+    BnActForwardAct<T, false, true>(x, r, y, code, n, scale, shift, clip);
+  } else {
+    BnActForwardAct<T, false, false>(x, r, y, code, n, scale, shift, clip);
+  }
+}
+
+template <typename T, bool kMasked>
+void BnActBackwardReduceLoop(const T* __restrict g, const uint8_t* __restrict code,
+                             const T* __restrict x, T mean, T* __restrict g_masked, int64_t n,
+                             double* __restrict lanes) {
+  using Bits = typename FloatTraits<T>::Bits;
+  using SignedBits = typename FloatTraits<T>::SignedBits;
+  double sg[kLanes], sgx[kLanes], sa[kLanes];
+  for (int j = 0; j < kLanes; ++j) {
+    sg[j] = lanes[j];
+    sgx[j] = lanes[kLanes + j];
+    sa[j] = lanes[2 * kLanes + j];
+  }
+  auto element = [&](int64_t i, int j) {
+    const Bits gb = ToBits(g[i]);
+    const int8_t inside = static_cast<int8_t>(-(code[i] & 1));
+    const int8_t is_above = static_cast<int8_t>(-(code[i] >> 1));
+    const T gm = FromBits<T>(gb & static_cast<Bits>(static_cast<SignedBits>(inside)));
+    const T ga = FromBits<T>(gb & static_cast<Bits>(static_cast<SignedBits>(is_above)));
+    if (kMasked) g_masked[i] = gm;
+    const double gd = static_cast<double>(gm);
+    sg[j] += gd;
+    sgx[j] += static_cast<double>(x[i] - mean) * gd;
+    sa[j] += static_cast<double>(ga);
+  };
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) element(i + j, j);
+  }
+  for (int j = 0; i < n; ++i, ++j) element(i, j);
+  for (int j = 0; j < kLanes; ++j) {
+    lanes[j] = sg[j];
+    lanes[kLanes + j] = sgx[j];
+    lanes[2 * kLanes + j] = sa[j];
+  }
+}
+
+template <typename T>
+void BnActBackwardReduce(const T* g, const uint8_t* code, const T* x, T mean, T* g_masked,
+                         int64_t n, double* lanes) {
+  if (g_masked != nullptr) {
+    BnActBackwardReduceLoop<T, true>(g, code, x, mean, g_masked, n, lanes);
+  } else {
+    BnActBackwardReduceLoop<T, false>(g, code, x, mean, g_masked, n, lanes);
+  }
+}
+
+template <typename T>
+void BnBackwardApply(const T* __restrict g, const uint8_t* __restrict code, const T* __restrict x,
+                     T* __restrict grad_x, int64_t n, T mean, T grad_mean, T k, T invstd, T w) {
+  using Bits = typename FloatTraits<T>::Bits;
+  using SignedBits = typename FloatTraits<T>::SignedBits;
+  for (int64_t i = 0; i < n; ++i) {
+    const int8_t inside = static_cast<int8_t>(-(code[i] & 1));
+    const T gm = FromBits<T>(ToBits(g[i]) & static_cast<Bits>(static_cast<SignedBits>(inside)));
+    grad_x[i] = (gm - grad_mean - (x[i] - mean) * k) * invstd * w;
+  }
+}
+
+// Channels-last versions: the inner loop runs over the channels of one pixel, which the
+// vectorizer turns into per-channel vector accumulators.
+// The NHWC reductions walk kChannelGroup channels at a time down the rows of the block, so the
+// group's sums live in registers (a loop over all channels per row would load and store every
+// sum once per row); each channel still adds its rows in row order.
+constexpr int64_t kChannelGroup = 8;
+
+template <typename T, int64_t kWidth>
+void BnStatsNhwcGroup(const T* __restrict x, int64_t rows, int64_t c, const T* __restrict shift,
+                      double* __restrict s1, double* __restrict s2) {
+  double a1[kWidth], a2[kWidth], k[kWidth];
+  for (int64_t j = 0; j < kWidth; ++j) {
+    a1[j] = s1[j];
+    a2[j] = s2[j];
+    k[j] = static_cast<double>(shift[j]);
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * c;
+    for (int64_t j = 0; j < kWidth; ++j) {
+      const double d = static_cast<double>(xr[j]) - k[j];
+      a1[j] += d;
+      a2[j] += d * d;
+    }
+  }
+  for (int64_t j = 0; j < kWidth; ++j) {
+    s1[j] = a1[j];
+    s2[j] = a2[j];
+  }
+}
+
+#if defined(__AVX2__)
+// BnStatsNhwcGroup<float, 8> by hand (GCC scalarizes the squares): the same operations per
+// channel in the same order, so the sums are bit-identical.
+void BnStatsNhwcGroupAvx2(const float* __restrict x, int64_t rows, int64_t c,
+                          const float* __restrict shift, double* __restrict s1,
+                          double* __restrict s2) {
+  const __m256 k = _mm256_loadu_ps(shift);
+  const __m256d k_lo = _mm256_cvtps_pd(_mm256_castps256_ps128(k));
+  const __m256d k_hi = _mm256_cvtps_pd(_mm256_extractf128_ps(k, 1));
+  __m256d a1_lo = _mm256_loadu_pd(s1), a1_hi = _mm256_loadu_pd(s1 + 4);
+  __m256d a2_lo = _mm256_loadu_pd(s2), a2_hi = _mm256_loadu_pd(s2 + 4);
+  for (int64_t r = 0; r < rows; ++r) {
+    const __m256 v = _mm256_loadu_ps(x + r * c);
+    const __m256d d_lo = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), k_lo);
+    const __m256d d_hi = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), k_hi);
+    a1_lo = _mm256_add_pd(a1_lo, d_lo);
+    a1_hi = _mm256_add_pd(a1_hi, d_hi);
+    a2_lo = _mm256_add_pd(a2_lo, _mm256_mul_pd(d_lo, d_lo));
+    a2_hi = _mm256_add_pd(a2_hi, _mm256_mul_pd(d_hi, d_hi));
+  }
+  _mm256_storeu_pd(s1, a1_lo);
+  _mm256_storeu_pd(s1 + 4, a1_hi);
+  _mm256_storeu_pd(s2, a2_lo);
+  _mm256_storeu_pd(s2 + 4, a2_hi);
+}
+#endif  // __AVX2__
+
+template <typename T>
+void BnStatsNhwc(const T* x, int64_t rows, int64_t c, const T* shift, double* sums) {
+  int64_t ch = 0;
+  for (; ch + kChannelGroup <= c; ch += kChannelGroup) {
+#if defined(__AVX2__)
+    if constexpr (sizeof(T) == sizeof(float)) {
+      BnStatsNhwcGroupAvx2(x + ch, rows, c, shift + ch, sums + ch, sums + c + ch);
+      continue;
+    }
+#endif
+    BnStatsNhwcGroup<T, kChannelGroup>(x + ch, rows, c, shift + ch, sums + ch, sums + c + ch);
+  }
+  for (; ch < c; ++ch) BnStatsNhwcGroup<T, 1>(x + ch, rows, c, shift + ch, sums + ch, sums + c + ch);
+}
+
+template <typename T, bool kRelu, bool kQuantize, bool kResidual, bool kCodes>
+void BnActForwardNhwcLoop(const T* __restrict x, const T* __restrict r, T* __restrict y,
+                          uint8_t* __restrict code, int64_t rows, int64_t c,
+                          const T* __restrict scale, const T* __restrict shift,
+                          const ClipParams<T>& clip) {
+  const ClipParams<T> p = clip;
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t off = row * c;
+    for (int64_t ch = 0; ch < c; ++ch) {
+      T z = x[off + ch] * scale[ch] + shift[ch];
+      if (kResidual) z = z + r[off + ch];
+      uint8_t cd;
+      y[off + ch] = ClipValue<T, kRelu, kQuantize>(z, p, &cd);
+      if (kCodes) code[off + ch] = cd;
+    }
+  }
+}
+
+template <typename T, bool kRelu, bool kQuantize>
+void BnActForwardNhwcAct(const T* x, const T* r, T* y, uint8_t* code, int64_t rows, int64_t c,
+                         const T* scale, const T* shift, const ClipParams<T>& clip) {
+  if (r != nullptr) {
+    if (code != nullptr) {
+      BnActForwardNhwcLoop<T, kRelu, kQuantize, true, true>(x, r, y, code, rows, c, scale, shift,
+                                                            clip);
+    } else {
+      BnActForwardNhwcLoop<T, kRelu, kQuantize, true, false>(x, r, y, code, rows, c, scale,
+                                                             shift, clip);
+    }
+  } else if (code != nullptr) {
+    BnActForwardNhwcLoop<T, kRelu, kQuantize, false, true>(x, r, y, code, rows, c, scale, shift,
+                                                           clip);
+  } else {
+    BnActForwardNhwcLoop<T, kRelu, kQuantize, false, false>(x, r, y, code, rows, c, scale, shift,
+                                                            clip);
+  }
+}
+
+template <typename T>
+void BnActForwardNhwc(const T* x, const T* r, T* y, uint8_t* code, int64_t rows, int64_t c,
+                      const T* scale, const T* shift, const ClipParams<T>& clip) {
+  if (clip.relu) {
+    BnActForwardNhwcAct<T, true, false>(x, r, y, code, rows, c, scale, shift, clip);
+  } else if (clip.quantize) {
+    BnActForwardNhwcAct<T, false, true>(x, r, y, code, rows, c, scale, shift, clip);
+  } else {
+    BnActForwardNhwcAct<T, false, false>(x, r, y, code, rows, c, scale, shift, clip);
+  }
+}
+
+template <typename T, bool kMasked, int64_t kWidth>
+void BnActBackwardReduceNhwcGroup(const T* __restrict g, const uint8_t* __restrict code,
+                                  const T* __restrict x, const T* __restrict mean,
+                                  T* __restrict g_masked, int64_t rows, int64_t c,
+                                  double* __restrict sg, double* __restrict sgx,
+                                  double* __restrict sa) {
+  using Bits = typename FloatTraits<T>::Bits;
+  using SignedBits = typename FloatTraits<T>::SignedBits;
+  double ag[kWidth], agx[kWidth], aa[kWidth];
+  T mu[kWidth];
+  for (int64_t j = 0; j < kWidth; ++j) {
+    ag[j] = sg[j];
+    agx[j] = sgx[j];
+    aa[j] = sa[j];
+    mu[j] = mean[j];
+  }
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t off = row * c;
+    for (int64_t j = 0; j < kWidth; ++j) {
+      const Bits gb = ToBits(g[off + j]);
+      const uint8_t cd = code[off + j];
+      const int8_t inside = static_cast<int8_t>(-(cd & 1));
+      const int8_t is_above = static_cast<int8_t>(-(cd >> 1));
+      const T gm = FromBits<T>(gb & static_cast<Bits>(static_cast<SignedBits>(inside)));
+      const T ga = FromBits<T>(gb & static_cast<Bits>(static_cast<SignedBits>(is_above)));
+      if (kMasked) g_masked[off + j] = gm;
+      const double gd = static_cast<double>(gm);
+      ag[j] += gd;
+      agx[j] += static_cast<double>(x[off + j] - mu[j]) * gd;
+      aa[j] += static_cast<double>(ga);
+    }
+  }
+  for (int64_t j = 0; j < kWidth; ++j) {
+    sg[j] = ag[j];
+    sgx[j] = agx[j];
+    sa[j] = aa[j];
+  }
+}
+
+#if defined(__AVX2__)
+// BnActBackwardReduceNhwcGroup<float, kMasked, 8> by hand, with the same operations per
+// channel in the same order (bit-identical sums).
+template <bool kMasked>
+void BnActBackwardReduceNhwcGroupAvx2(const float* __restrict g, const uint8_t* __restrict code,
+                                      const float* __restrict x, const float* __restrict mean,
+                                      float* __restrict g_masked, int64_t rows, int64_t c,
+                                      double* __restrict sg, double* __restrict sgx,
+                                      double* __restrict sa) {
+  const __m256i one = _mm256_set1_epi32(kCodeInside);
+  const __m256i two = _mm256_set1_epi32(kCodeAbove);
+  const __m256 mu = _mm256_loadu_ps(mean);
+  __m256d ag_lo = _mm256_loadu_pd(sg), ag_hi = _mm256_loadu_pd(sg + 4);
+  __m256d agx_lo = _mm256_loadu_pd(sgx), agx_hi = _mm256_loadu_pd(sgx + 4);
+  __m256d aa_lo = _mm256_loadu_pd(sa), aa_hi = _mm256_loadu_pd(sa + 4);
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t off = row * c;
+    const __m256i cd =
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(code + off)));
+    const __m256 gv = _mm256_loadu_ps(g + off);
+    const __m256 gm = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(cd, one)));
+    const __m256 ga = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(cd, two)));
+    if (kMasked) _mm256_storeu_ps(g_masked + off, gm);
+    const __m256d gd_lo = _mm256_cvtps_pd(_mm256_castps256_ps128(gm));
+    const __m256d gd_hi = _mm256_cvtps_pd(_mm256_extractf128_ps(gm, 1));
+    const __m256 xc = _mm256_sub_ps(_mm256_loadu_ps(x + off), mu);
+    ag_lo = _mm256_add_pd(ag_lo, gd_lo);
+    ag_hi = _mm256_add_pd(ag_hi, gd_hi);
+    agx_lo = _mm256_add_pd(agx_lo,
+                           _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(xc)), gd_lo));
+    agx_hi = _mm256_add_pd(agx_hi,
+                           _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(xc, 1)), gd_hi));
+    aa_lo = _mm256_add_pd(aa_lo, _mm256_cvtps_pd(_mm256_castps256_ps128(ga)));
+    aa_hi = _mm256_add_pd(aa_hi, _mm256_cvtps_pd(_mm256_extractf128_ps(ga, 1)));
+  }
+  _mm256_storeu_pd(sg, ag_lo);
+  _mm256_storeu_pd(sg + 4, ag_hi);
+  _mm256_storeu_pd(sgx, agx_lo);
+  _mm256_storeu_pd(sgx + 4, agx_hi);
+  _mm256_storeu_pd(sa, aa_lo);
+  _mm256_storeu_pd(sa + 4, aa_hi);
+}
+#endif  // __AVX2__
+
+template <typename T, bool kMasked>
+void BnActBackwardReduceNhwcLoop(const T* g, const uint8_t* code, const T* x, const T* mean,
+                                 T* g_masked, int64_t rows, int64_t c, double* sums) {
+  int64_t ch = 0;
+  for (; ch + kChannelGroup <= c; ch += kChannelGroup) {
+#if defined(__AVX2__)
+    if constexpr (sizeof(T) == sizeof(float)) {
+      BnActBackwardReduceNhwcGroupAvx2<kMasked>(g + ch, code + ch, x + ch, mean + ch,
+                                                kMasked ? g_masked + ch : nullptr, rows, c,
+                                                sums + ch, sums + c + ch, sums + 2 * c + ch);
+      continue;
+    }
+#endif
+    BnActBackwardReduceNhwcGroup<T, kMasked, kChannelGroup>(
+        g + ch, code + ch, x + ch, mean + ch, kMasked ? g_masked + ch : nullptr, rows, c,
+        sums + ch, sums + c + ch, sums + 2 * c + ch);
+  }
+  for (; ch < c; ++ch) {
+    BnActBackwardReduceNhwcGroup<T, kMasked, 1>(g + ch, code + ch, x + ch, mean + ch,
+                                                kMasked ? g_masked + ch : nullptr, rows, c,
+                                                sums + ch, sums + c + ch, sums + 2 * c + ch);
+  }
+}
+
+template <typename T>
+void BnActBackwardReduceNhwc(const T* g, const uint8_t* code, const T* x, const T* mean,
+                             T* g_masked, int64_t rows, int64_t c, double* sums) {
+  if (g_masked != nullptr) {
+    BnActBackwardReduceNhwcLoop<T, true>(g, code, x, mean, g_masked, rows, c, sums);
+  } else {
+    BnActBackwardReduceNhwcLoop<T, false>(g, code, x, mean, g_masked, rows, c, sums);
+  }
+}
+
+template <typename T>
+void BnBackwardApplyNhwc(const T* __restrict g, const uint8_t* __restrict code,
+                         const T* __restrict x, T* __restrict grad_x, int64_t rows, int64_t c,
+                         const T* __restrict mean, const T* __restrict grad_mean,
+                         const T* __restrict k, const T* __restrict invstd, const T* __restrict w) {
+  using Bits = typename FloatTraits<T>::Bits;
+  using SignedBits = typename FloatTraits<T>::SignedBits;
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t off = row * c;
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const int8_t inside = static_cast<int8_t>(-(code[off + ch] & 1));
+      const T gm =
+          FromBits<T>(ToBits(g[off + ch]) & static_cast<Bits>(static_cast<SignedBits>(inside)));
+      grad_x[off + ch] =
+          (gm - grad_mean[ch] - (x[off + ch] - mean[ch]) * k[ch]) * invstd[ch] * w[ch];
+    }
+  }
+}
+
 template <typename T>
 constexpr Kernels<T> MakeKernels() {
-  return Kernels<T>{&PactForward<T>,   &PactBackwardCodes<T>, &PactBackwardX<T>, &AbsMax<T>,
-                    &DorefaForward<T>, &DorefaDot<T>,         &DorefaBackward<T>};
+  return Kernels<T>{&PactForward<T>,     &PactBackwardCodes<T>, &PactBackwardX<T>,
+                    &AbsMax<T>,          &DorefaForward<T>,     &DorefaDot<T>,
+                    &DorefaBackward<T>,  &BnStats<T>,           &BnActForward<T>,
+                    &BnActBackwardReduce<T>, &BnBackwardApply<T>, &BnStatsNhwc<T>,
+                    &BnActForwardNhwc<T>,    &BnActBackwardReduceNhwc<T>,
+                    &BnBackwardApplyNhwc<T>};
 }
 
 }  // namespace
