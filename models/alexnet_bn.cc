@@ -101,7 +101,7 @@ class AlexNetBn : public Model {
     torch::Tensor x = act0_->forward(conv0_->forward(images));
     x = act1_->forward(pool1_->forward(bn1_->forward(conv1_->forward(x))));
     x = act2_->forward(pool2_->forward(bn2_->forward(conv2_->forward(x))));
-    x = act3_->forward(bn3_->forward(conv3_->forward(x)));
+    x = act3_->ForwardBatchNorm(*bn3_, conv3_->forward(x));
     x = act4_->forward(pool4_->forward(bn4_->forward(conv4_->forward(x))));
     x = actfc0_->forward(bnfc0_->forward(fc0_->forward(x.flatten(1))));
     x = actfc1_->forward(bnfc1_->forward(fc1_->forward(x)));

@@ -77,10 +77,10 @@ class PreactBlock : public torch::nn::Module {
   }
 
   torch::Tensor forward(const torch::Tensor& x) {
-    const torch::Tensor p = preactivate_ ? pre_act_->forward(pre_bn_->forward(x)) : x;
-    torch::Tensor out = act1_->forward(bn1_->forward(conv1_->forward(p)));
+    const torch::Tensor p = preactivate_ ? pre_act_->ForwardBatchNorm(*pre_bn_, x) : x;
+    torch::Tensor out = act1_->ForwardBatchNorm(*bn1_, conv1_->forward(p));
     out = conv2_->forward(out);
-    if (bottleneck_) out = conv3_->forward(act2_->forward(bn2_->forward(out)));
+    if (bottleneck_) out = conv3_->forward(act2_->ForwardBatchNorm(*bn2_, out));
     return out + (shortcut_.is_empty() ? x : shortcut_->forward(p));
   }
 
@@ -134,9 +134,9 @@ class PreactResNet : public Model {
   }
 
   torch::Tensor forward(const torch::Tensor& images) override {
-    torch::Tensor x = maxpool_->forward(act1_->forward(bn1_->forward(conv1_->forward(images))));
+    torch::Tensor x = maxpool_->forward(act1_->ForwardBatchNorm(*bn1_, conv1_->forward(images)));
     for (const auto& block : blocks_) x = block->forward(x);
-    x = final_act_->forward(final_bn_->forward(x));
+    x = final_act_->ForwardBatchNorm(*final_bn_, x);
     return fc_->forward(x.mean({2, 3}));
   }
 

@@ -90,14 +90,14 @@ class BasicBlock : public torch::nn::Module {
 
   torch::Tensor forward(const torch::Tensor& x) {
     if (preact_) {
-      const torch::Tensor p = pre_act_->forward(pre_bn_->forward(x));
-      torch::Tensor out = conv2_->forward(act1_->forward(bn1_->forward(conv1_->forward(p))));
+      const torch::Tensor p = pre_act_->ForwardBatchNorm(*pre_bn_, x);
+      torch::Tensor out = conv2_->forward(act1_->ForwardBatchNorm(*bn1_, conv1_->forward(p)));
       // Downsampling shortcuts see the pre-activated input ("both_preact").
       return out + (downsample_ ? Shortcut(p) : x);
     }
-    torch::Tensor out = act1_->forward(bn1_->forward(conv1_->forward(x)));
-    out = bn2_->forward(conv2_->forward(out));
-    return act2_->forward(out + (downsample_ ? Shortcut(x) : x));
+    // Each bn -> (+ shortcut) -> act runs as one fused op (ActivationModule::ForwardBatchNorm).
+    const torch::Tensor out = act1_->ForwardBatchNorm(*bn1_, conv1_->forward(x));
+    return act2_->ForwardBatchNorm(*bn2_, conv2_->forward(out), downsample_ ? Shortcut(x) : x);
   }
 
  private:
@@ -167,9 +167,9 @@ class CifarResNet : public Model {
 
   torch::Tensor forward(const torch::Tensor& images) override {
     torch::Tensor x = conv1_->forward(images);
-    if (!preact_) x = act1_->forward(bn1_->forward(x));
+    if (!preact_) x = act1_->ForwardBatchNorm(*bn1_, x);
     for (const auto& block : blocks_) x = block->forward(x);
-    if (preact_) x = final_act_->forward(final_bn_->forward(x));
+    if (preact_) x = final_act_->ForwardBatchNorm(*final_bn_, x);
     return fc_->forward(x.mean({2, 3}));
   }
 

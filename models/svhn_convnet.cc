@@ -86,12 +86,12 @@ class SvhnConvNet : public Model {
 
   torch::Tensor forward(const torch::Tensor& images) override {
     torch::Tensor x = act0_->forward(pool0_->forward(conv0_->forward(images)));
-    x = act1_->forward(bn1_->forward(conv1_->forward(x)));
+    x = act1_->ForwardBatchNorm(*bn1_, conv1_->forward(x));
     x = act2_->forward(pool1_->forward(bn2_->forward(conv2_->forward(x))));
-    x = act3_->forward(bn3_->forward(conv3_->forward(x)));
-    x = act4_->forward(bn4_->forward(conv4_->forward(x)));
-    x = act5_->forward(bn5_->forward(conv5_->forward(x)));
-    x = act6_->forward(bn6_->forward(conv6_->forward(dropout_->forward(x))));
+    x = act3_->ForwardBatchNorm(*bn3_, conv3_->forward(x));
+    x = act4_->ForwardBatchNorm(*bn4_, conv4_->forward(x));
+    x = act5_->ForwardBatchNorm(*bn5_, conv5_->forward(x));
+    x = act6_->ForwardBatchNorm(*bn6_, conv6_->forward(dropout_->forward(x)));
     return fc_->forward(x.flatten(1));
   }
 

@@ -2,8 +2,8 @@
 
 #include <cmath>
 #include <ostream>
-#include <utility>
 #include <array>
+#include <utility>
 
 #include <ATen/ops/mkldnn_linear.h>
 #include <ATen/ops/mkldnn_linear_backward_input.h>
@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "glog/logging.h"
+#include "pact/quant/bn_act_ops.h"
 #include "pact/quant/pact_ops.h"
 
 namespace pact::quant {
@@ -166,8 +167,7 @@ PactActivation::PactActivation(int bits, double alpha_init, double alpha_min,
   alpha = register_parameter("alpha", torch::full({1}, alpha_init));
 }
 
-torch::Tensor PactActivation::forward(const torch::Tensor& x) {
-  const int bits = QuantizationOn(control_) ? bits_ : 0;
+int PactActivation::EffectiveBitsAndCheckAlpha() {
   const double value = alpha.item<double>();
   if (!(value >= alpha_min_)) {  // also catches NaN
     ++guard_hits_;
@@ -175,7 +175,25 @@ torch::Tensor PactActivation::forward(const torch::Tensor& x) {
                               << ": clamped in forward (" << guard_hits_
                               << " times in this layer)";
   }
+  return QuantizationOn(control_) ? bits_ : 0;
+}
+
+torch::Tensor PactActivation::forward(const torch::Tensor& x) {
+  const int bits = EffectiveBitsAndCheckAlpha();
   torch::Tensor y = Pact(x, alpha, bits, alpha_min_);
+  last_output_shape_ = y.sizes().vec();
+  return y;
+}
+
+torch::Tensor PactActivation::ForwardBatchNorm(torch::nn::BatchNorm2dImpl& bn,
+                                               const torch::Tensor& x,
+                                               const torch::Tensor& residual) {
+  FusedActivation act;
+  act.kind = FusedActivation::Kind::kPact;
+  act.bits = EffectiveBitsAndCheckAlpha();
+  act.alpha = alpha;
+  act.alpha_min = alpha_min_;
+  torch::Tensor y = BatchNormActivation(bn, x, residual, act);
   last_output_shape_ = y.sizes().vec();
   return y;
 }
@@ -186,6 +204,14 @@ void PactActivation::pretty_print(std::ostream& stream) const {
 
 torch::Tensor ReluActivation::forward(const torch::Tensor& x) {
   torch::Tensor y = torch::relu(x);
+  last_output_shape_ = y.sizes().vec();
+  return y;
+}
+
+torch::Tensor ReluActivation::ForwardBatchNorm(torch::nn::BatchNorm2dImpl& bn,
+                                               const torch::Tensor& x,
+                                               const torch::Tensor& residual) {
+  torch::Tensor y = BatchNormActivation(bn, x, residual, FusedActivation{});
   last_output_shape_ = y.sizes().vec();
   return y;
 }

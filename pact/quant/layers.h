@@ -81,6 +81,8 @@ class PactActivation : public ActivationModule {
   PactActivation(int bits, double alpha_init, double alpha_min,
                  std::shared_ptr<const QuantControl> control);
   torch::Tensor forward(const torch::Tensor& x) override;
+  torch::Tensor ForwardBatchNorm(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x,
+                                 const torch::Tensor& residual = {}) override;
   int bits() const override { return bits_; }
   std::string kind() const override { return "pact"; }
   void pretty_print(std::ostream& stream) const override;
@@ -90,6 +92,10 @@ class PactActivation : public ActivationModule {
   torch::Tensor alpha;
 
  private:
+  // The bits in effect (0 while the QuantControl holds quantization off); counts and logs
+  // forwards that find alpha below alpha_min.
+  int EffectiveBitsAndCheckAlpha();
+
   int bits_;
   double alpha_min_;
   std::shared_ptr<const QuantControl> control_;
@@ -100,6 +106,8 @@ class PactActivation : public ActivationModule {
 class ReluActivation : public ActivationModule {
  public:
   torch::Tensor forward(const torch::Tensor& x) override;
+  torch::Tensor ForwardBatchNorm(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x,
+                                 const torch::Tensor& residual = {}) override;
   int bits() const override { return kFullPrecisionBits; }
   std::string kind() const override { return "relu"; }
   void pretty_print(std::ostream& stream) const override;

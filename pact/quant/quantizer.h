@@ -18,6 +18,10 @@
 #include "pact/core/registry.h"
 #include "pact/quant/quantizer_spec.pb.h"
 
+namespace torch::nn {
+class BatchNorm2dImpl;
+}  // namespace torch::nn
+
 namespace pact::quant {
 
 // Bits reported for full precision.
@@ -38,6 +42,12 @@ class QuantControl {
 class ActivationModule : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+  // forward(bn(x) + residual) (`residual` may be undefined), updating bn's running statistics
+  // as bn.forward does. Models call this wherever a BatchNorm2d feeds the activation. The
+  // default composes the modules; PACT and ReLU override it with one fused kernel per
+  // direction (bn_act_ops.h), which saves several passes over the tensor.
+  virtual torch::Tensor ForwardBatchNorm(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x,
+                                         const torch::Tensor& residual = {});
   // Effective bits while quantization is on; 0 = clipping only; kFullPrecisionBits = FP.
   virtual int bits() const = 0;
   // The registry key that made it ("pact", "relu").
