@@ -55,6 +55,7 @@
 #include "pact/core/recipe.h"
 #include "pact/core/status_macros.h"
 #include "pact/core/torch_status.h"
+#include "pact/quant/bn_act_ops.h"
 #include "pact/train/components.h"
 #include "pact/train/trainer.h"
 
@@ -86,6 +87,9 @@ DEFINE_string(json, "", "Append one JSON line per model/variant to this file.");
 DEFINE_bool(wait_quiet, false,
             "Before each timed window wait (<= 120 s) until other processes use < 0.1 core.");
 DEFINE_uint64(data_seed, 0, "Seed of the synthetic data.");
+DEFINE_bool(fuse_bn_act, true,
+            "Run BatchNorm -> (+ shortcut) -> activation as one fused op (the trainer's "
+            "default); false composes the modules, to measure what the fusion buys.");
 DEFINE_string(profile, "",
               "After timing, run 3 more training steps under LibTorch's profiler and write a "
               "Chrome trace to <this>.<model>.<variant>.json (chrome://tracing, Perfetto).");
@@ -626,6 +630,7 @@ int main(int argc, char** argv) {
     return Fail(absl::InvalidArgumentError(
         absl::StrCat("unexpected argument '", argv[1], "'; see --helpon=train_benchmark")));
   }
+  pact::quant::SetBatchNormActivationFusion(FLAGS_fuse_bn_act);
   // `bazel run` starts us in the runfiles tree; user paths are relative to where bazel ran.
   if (const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY"); cwd != nullptr) {
     if (chdir(cwd) != 0) return Fail(absl::InternalError(absl::StrCat("cannot chdir to ", cwd)));
