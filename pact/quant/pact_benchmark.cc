@@ -33,6 +33,7 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include "pact/quant/bn_act_ops.h"
 #include "pact/quant/pact_kernels.h"
 #include "pact/quant/pact_ops.h"
 #include "pact/quant/reference_ops.h"
@@ -186,6 +187,43 @@ void BM_DorefaForwardBackward(benchmark::State& state) {
   state.SetLabel(Label(shape));
 }
 
+// BatchNorm2d -> (+ residual) -> PACT/ReLU, forward + backward, fused (bn_act_ops.h) vs the
+// composed modules, on ResNet-20's stage-1 shape in channels-last, the layout the trainer uses.
+// Arguments: activation (0 = ReLU, 1 = PACT 4-bit), residual (0/1), threads.
+template <bool kFused>
+void BM_BatchNormActivation(benchmark::State& state) {
+  at::set_num_threads(static_cast<int>(state.range(2)));
+  const bool pact = state.range(0) == 1, residual = state.range(1) == 1;
+  const std::vector<int64_t> shape = {128, 16, 32, 32};
+  torch::nn::BatchNorm2d bn(shape[1]);
+  const torch::Tensor x = (torch::randn(shape) * 2.0 + 0.5)
+                              .contiguous(torch::MemoryFormat::ChannelsLast)
+                              .requires_grad_(true);
+  const torch::Tensor r = residual ? torch::randn(shape).contiguous(torch::MemoryFormat::ChannelsLast)
+                                   : torch::Tensor();
+  const torch::Tensor grad = torch::randn(shape).contiguous(torch::MemoryFormat::ChannelsLast);
+  FusedActivation act;
+  if (pact) {
+    act.kind = FusedActivation::Kind::kPact;
+    act.alpha = torch::full({1}, 4.0f).requires_grad_(true);
+    act.alpha_min = kAlphaMin;
+    act.bits = kActivationBits;
+  }
+  const bool saved = BatchNormActivationFusion();
+  SetBatchNormActivationFusion(kFused);
+  for (auto _ : state) {
+    torch::Tensor y = BatchNormActivation(*bn, x, r, act);
+    y.backward(grad);
+    benchmark::DoNotOptimize(x.grad().data_ptr());
+    x.mutable_grad().reset();
+    for (torch::Tensor& p : bn->parameters()) p.mutable_grad().reset();
+    if (pact) act.alpha.mutable_grad().reset();
+  }
+  SetBatchNormActivationFusion(saved);
+  state.SetLabel(std::string(pact ? "pact4" : "relu") + (residual ? "+residual " : " ") +
+                 Label(shape) + " channels-last");
+}
+
 // OpenMP threads do the work, so wall time (UseRealTime) is the measure.
 double Min(const std::vector<double>& values) {
   return *std::min_element(values.begin(), values.end());
@@ -215,6 +253,18 @@ BENCHMARK_TEMPLATE(BM_PactForwardBackward, Impl::kFusedGeneric)->Apply(Activatio
 BENCHMARK_TEMPLATE(BM_PactForwardBackward, Impl::kReference)->Apply(ActivationArgs);
 BENCHMARK_TEMPLATE(BM_PactForwardBackward, Impl::kRelu)->Apply(ActivationArgs);
 BENCHMARK(BM_PactKernelsOnly)->Apply(ActivationArgs);
+BENCHMARK_TEMPLATE(BM_BatchNormActivation, true)
+    ->ArgNames({"pact", "residual", "threads"})
+    ->ArgsProduct({{0, 1}, {0, 1}, {2, 1}})
+    ->ComputeStatistics("min", Min)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_BatchNormActivation, false)
+    ->ArgNames({"pact", "residual", "threads"})
+    ->ArgsProduct({{0, 1}, {0, 1}, {2, 1}})
+    ->ComputeStatistics("min", Min)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(BM_DorefaForward, Impl::kFused)->Apply(WeightArgs);
 BENCHMARK_TEMPLATE(BM_DorefaForward, Impl::kReference)->Apply(WeightArgs);
 BENCHMARK_TEMPLATE(BM_DorefaForwardBackward, Impl::kFused)->Apply(WeightArgs);
