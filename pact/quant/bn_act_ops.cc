@@ -48,9 +48,9 @@ Layout LayoutOf(const torch::Tensor& x) {
   return Layout{!x.is_contiguous(), x.size(0), x.size(1), x.size(2) * x.size(3)};
 }
 
-// Runs fn(block, begin_row, end_row) over the NHWC reduction blocks in parallel, then adds each
-// block's `width` per-channel partial sums into `sums` in block order (deterministic for any
-// number of threads).
+// Runs fn(partial, begin_row, end_row) on every NHWC reduction block in parallel, each with its
+// own zeroed `width` doubles of per-channel partial sums, then adds the blocks' partials into
+// `sums` in block order (deterministic for any number of threads).
 template <typename Fn>
 void ReduceBlocksNhwc(const Layout& l, int64_t width, double* sums, const Fn& fn) {
   const int64_t blocks = l.blocks(), block_rows = l.block_rows();
