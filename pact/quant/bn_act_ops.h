@@ -29,8 +29,8 @@
 // Measured on the 2-core development VM, channels-last 128x16x32x32, 2 threads
 // (pact_benchmark BM_BatchNormActivation): forward + backward 1.4-1.7x faster than the composed
 // modules. In the ResNet-20 training step (//tools:train_benchmark --fuse_bn_act=true/false) that
-// is ~5% for FP32 (ATen's ReLU backward is the slow part it replaces), ~2% for W4A4 (the PACT op
-// was fused already), and ~7% for the eval forward.
+// is ~5% for FP32 (ATen's ReLU backward is the slow part it replaces), within noise (+-2%) for
+// W4A4 (the PACT op was fused already), and ~7% for the eval forward.
 #ifndef PACT_QUANT_BN_ACT_OPS_H_
 #define PACT_QUANT_BN_ACT_OPS_H_
 
