@@ -14,6 +14,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pact/quant/kernel_test_util.h"
 #include "pact/quant/pact_kernels.h"
 #include "pact/quant/pact_ops.h"
 
@@ -292,23 +293,6 @@ class ScopedFusion {
   bool saved_;
 };
 
-// Restores the thread count and kernel ISA a test changes.
-class ScopedThreadsAndIsa {
- public:
-  ScopedThreadsAndIsa()
-      : threads_(at::get_num_threads()),
-        isa_(std::string(kernels::ActiveKernels().isa) == "avx2" ? kernels::KernelIsa::kAvx2
-                                                                 : kernels::KernelIsa::kGeneric) {}
-  ~ScopedThreadsAndIsa() {
-    at::set_num_threads(threads_);
-    kernels::SetKernelIsa(isa_);
-  }
-
- private:
-  int threads_;
-  kernels::KernelIsa isa_;
-};
-
 std::string Name(torch::ScalarType dtype) { return dtype == torch::kFloat ? "f32" : "f64"; }
 
 // ------------------------------------------------------------------------------------------
@@ -513,10 +497,7 @@ TEST_P(BnActTest, BitwiseDeterministicAcrossThreadsAndKernelIsas) {
   const torch::Tensor nchw = MakeInput(shape, dtype(), 901);
   const torch::Tensor residual = Randn(shape, dtype(), 902);
   const torch::Tensor grad = Randn(shape, dtype(), 903);
-  std::vector<kernels::KernelIsa> isas = {kernels::KernelIsa::kGeneric};
-  if (kernels::KernelIsaSupported(kernels::KernelIsa::kAvx2)) {
-    isas.push_back(kernels::KernelIsa::kAvx2);
-  }
+  const std::vector<kernels::KernelIsa> isas = kernels::SupportedKernelIsas();
   for (const torch::Tensor& x : {nchw, nchw.contiguous(torch::MemoryFormat::ChannelsLast)}) {
     for (const ActCase& act : {ActCase{}, ActCase{true, 4, 1.5, 0.01}}) {
       for (const torch::Tensor& g : {grad, torch::Tensor()}) {

@@ -80,8 +80,7 @@ std::string Label(const std::vector<int64_t>& shape) {
 class BenchmarkSetup {
  public:
   BenchmarkSetup(benchmark::State& state, Impl impl)
-      : isa_(std::string(kernels::ActiveKernels().isa) == "avx2" ? kernels::KernelIsa::kAvx2
-                                                                 : kernels::KernelIsa::kGeneric) {
+      : isa_(kernels::ActiveKernelIsa()) {
     at::set_num_threads(static_cast<int>(state.range(1)));
     if (impl == Impl::kFusedGeneric) kernels::SetKernelIsa(kernels::KernelIsa::kGeneric);
   }

@@ -32,6 +32,16 @@ const KernelTable& ActiveKernels() { return *ActiveTable().load(std::memory_orde
 
 bool KernelIsaSupported(KernelIsa isa) { return isa == KernelIsa::kGeneric || CpuHasAvx2(); }
 
+KernelIsa ActiveKernelIsa() {
+  return &ActiveKernels() == &avx2::Table() ? KernelIsa::kAvx2 : KernelIsa::kGeneric;
+}
+
+std::vector<KernelIsa> SupportedKernelIsas() {
+  std::vector<KernelIsa> isas = {KernelIsa::kGeneric};
+  if (KernelIsaSupported(KernelIsa::kAvx2)) isas.push_back(KernelIsa::kAvx2);
+  return isas;
+}
+
 bool SetKernelIsa(KernelIsa isa) {
   if (!KernelIsaSupported(isa)) return false;
   ActiveTable().store(isa == KernelIsa::kAvx2 ? &avx2::Table() : &generic::Table(),

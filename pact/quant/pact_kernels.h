@@ -16,6 +16,7 @@
 #define PACT_QUANT_PACT_KERNELS_H_
 
 #include <cstdint>
+#include <vector>
 
 namespace pact::quant::kernels {
 
@@ -132,6 +133,12 @@ const KernelTable& ActiveKernels();
 
 // Whether this CPU can run `isa`.
 bool KernelIsaSupported(KernelIsa isa);
+
+// The build ActiveKernels() runs.
+KernelIsa ActiveKernelIsa();
+
+// Every build this CPU can run (generic first).
+std::vector<KernelIsa> SupportedKernelIsas();
 
 // For tests and benchmarks: switches the kernels in use; false (and no change) when the CPU
 // lacks `isa`. Not meant to be called while ops are running on other threads.

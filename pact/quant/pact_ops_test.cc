@@ -15,6 +15,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pact/quant/kernel_test_util.h"
 #include "pact/quant/pact_kernels.h"
 #include "pact/quant/reference_ops.h"
 
@@ -97,23 +98,6 @@ bool SameBits(const torch::Tensor& a, const torch::Tensor& b) {
 double Tolerance(torch::ScalarType dtype) { return dtype == torch::kFloat ? 1e-5 : 1e-12; }
 
 std::string Name(torch::ScalarType dtype) { return dtype == torch::kFloat ? "f32" : "f64"; }
-
-// Restores the thread count and kernel ISA a test changes.
-class ScopedThreadsAndIsa {
- public:
-  ScopedThreadsAndIsa()
-      : threads_(at::get_num_threads()),
-        isa_(std::string(kernels::ActiveKernels().isa) == "avx2" ? kernels::KernelIsa::kAvx2
-                                                                 : kernels::KernelIsa::kGeneric) {}
-  ~ScopedThreadsAndIsa() {
-    at::set_num_threads(threads_);
-    kernels::SetKernelIsa(isa_);
-  }
-
- private:
-  int threads_;
-  kernels::KernelIsa isa_;
-};
 
 // ------------------------------------------------------------------------------------------
 // PACT against the reference, per (bits, dtype).
@@ -214,10 +198,7 @@ TEST_P(PactParamTest, DeterministicAcrossRunsThreadCountsAndKernelIsas) {
   const torch::Tensor grad = Randn(shape, dtype(), 42);
   at::set_num_threads(1);
   const PactResult first = RunFused(x, 1.7, bits(), grad);
-  std::vector<kernels::KernelIsa> isas = {kernels::KernelIsa::kGeneric};
-  if (kernels::KernelIsaSupported(kernels::KernelIsa::kAvx2)) {
-    isas.push_back(kernels::KernelIsa::kAvx2);
-  }
+  const std::vector<kernels::KernelIsa> isas = kernels::SupportedKernelIsas();
   for (kernels::KernelIsa isa : isas) {
     ASSERT_TRUE(kernels::SetKernelIsa(isa));
     for (int threads : {1, 2, 2}) {
@@ -524,10 +505,7 @@ TEST_P(DorefaParamTest, DeterministicAcrossThreadCountsAndKernelIsas) {
   const torch::Tensor grad = Randn(w.sizes(), dtype(), 332);
   at::set_num_threads(1);
   const DorefaResult first = RunDorefa(&DorefaWeight, w, bits(), grad);
-  std::vector<kernels::KernelIsa> isas = {kernels::KernelIsa::kGeneric};
-  if (kernels::KernelIsaSupported(kernels::KernelIsa::kAvx2)) {
-    isas.push_back(kernels::KernelIsa::kAvx2);
-  }
+  const std::vector<kernels::KernelIsa> isas = kernels::SupportedKernelIsas();
   for (kernels::KernelIsa isa : isas) {
     ASSERT_TRUE(kernels::SetKernelIsa(isa));
     for (int threads : {1, 2}) {
