@@ -380,17 +380,8 @@ torch::Tensor BatchNormActivation(torch::nn::BatchNorm2dImpl& bn, const torch::T
     if (residual.defined()) z = z + residual;
     return ComposedActivation(z, act);
   }
-  double alpha_eff = 0.0;
-  if (pact) {
-    TORCH_CHECK(act.bits >= 0 && act.bits <= 16, "PACT bits must be in [0, 16], got ", act.bits);
-    TORCH_CHECK(act.alpha.numel() == 1, "PACT alpha must have one element, got ",
-                act.alpha.numel());
-    const double value = act.alpha.item<double>();
-    alpha_eff = value >= act.alpha_min ? value : act.alpha_min;  // NaN takes alpha_min too
-    // Rounded to x's dtype, as the standalone op does; must stay positive.
-    alpha_eff = x.scalar_type() == torch::kFloat ? static_cast<float>(alpha_eff) : alpha_eff;
-    TORCH_CHECK(alpha_eff > 0, "PACT alpha must be > 0, got ", alpha_eff);
-  }
+  const double alpha_eff =
+      pact ? PactForwardAlpha(act.alpha, act.bits, act.alpha_min, x.scalar_type()) : 0.0;
   const kernels::ClipParams<double> clip = ClipFor(act, alpha_eff);
   const torch::Tensor r =
       residual.defined() ? residual.contiguous(LayoutOf(x).format()) : torch::Tensor();

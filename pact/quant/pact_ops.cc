@@ -344,12 +344,17 @@ std::pair<torch::Tensor, torch::Tensor> PactBackwardKernel(const torch::Tensor& 
   return {grad_x, torch::scalar_tensor(grad_alpha, src.options())};
 }
 
-torch::Tensor Pact(const torch::Tensor& x, const torch::Tensor& alpha, int64_t bits,
-                   double alpha_min) {
+double PactForwardAlpha(const torch::Tensor& alpha, int64_t bits, double alpha_min,
+                        torch::ScalarType dtype) {
   TORCH_CHECK(alpha.numel() == 1, "PACT alpha must have one element, got ", alpha.numel());
   CheckPactBits(bits);
   const double value = alpha.item<double>();
-  const double alpha_eff = value >= alpha_min ? value : alpha_min;  // NaN takes alpha_min too
+  return PactAlpha(value >= alpha_min ? value : alpha_min, dtype);  // NaN takes alpha_min too
+}
+
+torch::Tensor Pact(const torch::Tensor& x, const torch::Tensor& alpha, int64_t bits,
+                   double alpha_min) {
+  const double alpha_eff = PactForwardAlpha(alpha, bits, alpha_min, x.scalar_type());
   if (torch::GradMode::is_enabled() && (x.requires_grad() || alpha.requires_grad())) {
     return PactFunction::apply(x, alpha, bits, alpha_eff);
   }

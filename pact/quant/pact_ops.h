@@ -46,6 +46,12 @@ namespace pact::quant {
 torch::Tensor Pact(const torch::Tensor& x, const torch::Tensor& alpha, int64_t bits,
                    double alpha_min = 0.0);
 
+// The alpha PACT's forward uses on inputs of `dtype`: max(alpha, alpha_min) (a NaN alpha takes
+// alpha_min too), rounded to dtype. Checks that alpha has one element, bits is in [0, 16] and
+// the result is > 0. Pact and the fused BatchNorm + PACT op (bn_act_ops.h) share it.
+double PactForwardAlpha(const torch::Tensor& alpha, int64_t bits, double alpha_min,
+                        torch::ScalarType dtype);
+
 // DoReFa weight quantization with the straight-through gradient.
 torch::Tensor DorefaWeight(const torch::Tensor& w, int64_t bits);
 
