@@ -20,22 +20,33 @@
 
 namespace pact::quant::kernels {
 
-// The 1-byte code the PACT forward saves per element instead of x (a quarter of the memory
-// and backward traffic of saving x): which side of the clip the input fell on.
+// Which side of the clip an input fell on, as a 1-byte code per element (the BatchNorm
+// kernels save these, and UnpackPactCodes in pact_ops.h shows the PACT mask this way).
 inline constexpr uint8_t kCodeBelow = 0;   // x < 0, or x is NaN: no gradient at all
 inline constexpr uint8_t kCodeInside = 1;  // 0 <= x < alpha: dL/dx = dL/dy (STE, Eq. 3)
 inline constexpr uint8_t kCodeAbove = 2;   // x >= alpha: dL/dalpha += dL/dy (Eq. 3)
 
+// What the PACT forward saves per element instead of x: 2 bits, packed per group of
+// kMaskGroup consecutive elements (in memory order) into one 16-bit word. Bit j of the low byte
+// is x[j] >= 0 and bit j of the high byte is x[j] >= alpha (a NaN sets neither), so an element
+// is below with neither bit, inside with the low bit only and above with both. Bits past the
+// end of the last, partial group are 0. A sixteenth of x's float memory, and less backward
+// traffic than the 1-byte codes: the op is memory-bound (pact_benchmark).
+inline constexpr int64_t kMaskGroup = 8;
+using PactMaskWord = uint16_t;
+inline constexpr int64_t PactMaskWords(int64_t n) { return (n + kMaskGroup - 1) / kMaskGroup; }
+
 // Reductions are computed per block of this many elements (the last block may be shorter),
 // and the block results are added in block order by the caller.
 inline constexpr int64_t kReduceBlock = 4096;
+static_assert(kReduceBlock % kMaskGroup == 0, "a block starts a mask group");
 
 // The activation a fused BatchNorm kernel applies to z = BN(x) (+ residual).
 template <typename T>
 struct ClipParams {
   // ReLU: y = max(z, 0) (NaN stays NaN), gradient where !(z <= 0), as torch.relu's backward.
-  // Otherwise PACT: y = clip(z, 0, alpha), rounded as in pact_forward when `quantize`, codes
-  // as in pact_forward.
+  // Otherwise PACT: y = clip(z, 0, alpha), rounded as in pact_forward when `quantize`, with
+  // 1-byte codes (kCode*).
   bool relu = true;
   bool quantize = false;
   T alpha = T(0);
@@ -51,15 +62,17 @@ template <typename T>
 struct Kernels {
   // y = clip(x, 0, alpha) (Eq. 1); when `quantize`, y = round(y * scale) * step (Eq. 2) with
   // scale = (2^k - 1) / alpha, step = alpha / (2^k - 1) and round half to even. NaN stays NaN.
-  // Writes code[i] unless `code` is null.
-  void (*pact_forward)(const T* x, T* y, uint8_t* code, int64_t n, T alpha, T scale, T step,
-                       bool quantize);
-  // One block (n <= kReduceBlock): grad_x = g where code is inside, else exactly 0 (a NaN or
-  // inf gradient elsewhere does not leak); returns the sum of g over code == above. With
-  // `broadcast_g`, every element's gradient is g[0] (a gradient expanded from a scalar).
-  double (*pact_backward_codes)(const T* g, bool broadcast_g, const uint8_t* code, T* grad_x,
-                                int64_t n);
-  // As pact_backward_codes, but classifies x against alpha on the fly.
+  // Writes mask[0, PactMaskWords(n)) unless `mask` is null; x[0] starts a group, so callers
+  // split tensors at multiples of kMaskGroup.
+  void (*pact_forward)(const T* x, T* y, PactMaskWord* mask, int64_t n, T alpha, T scale,
+                       T step, bool quantize);
+  // One block (n <= kReduceBlock, g[0] starting a group): grad_x = g where the mask says
+  // inside, else exactly 0 (a NaN or inf gradient elsewhere does not leak); returns the sum of
+  // g over the elements above. With `broadcast_g`, every element's gradient is g[0] (a
+  // gradient expanded from a scalar).
+  double (*pact_backward_mask)(const T* g, bool broadcast_g, const PactMaskWord* mask,
+                               T* grad_x, int64_t n);
+  // As pact_backward_mask, but classifies x against alpha on the fly.
   double (*pact_backward_x)(const T* g, bool broadcast_g, const T* x, T alpha, T* grad_x,
                             int64_t n);
   // max |t| over t[0, n); NaN if any t is NaN; 0 for n == 0.

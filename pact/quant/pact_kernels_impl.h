@@ -8,10 +8,10 @@
 // code: selections are bit masks rather than branches, and reductions accumulate into a fixed
 // array of kLanes double partial sums (lane j takes elements j, j + kLanes, ...), which the
 // vectorizer may keep in registers without reordering any addition. The two hottest loops,
-// float PACT forward-with-codes and backward-from-codes, also have AVX2 intrinsic versions
-// (GCC's code for their byte <-> float mask conversions was the bottleneck); they perform the
-// same operations in the same order, and pact_ops_test checks that both builds agree bit for
-// bit.
+// float PACT forward-with-mask and backward-from-mask, also have AVX2 intrinsic versions
+// (movemask and a per-lane bit test turn comparisons into mask bits and back in a few
+// instructions, which GCC does not find); they perform the same operations in the same order,
+// and pact_ops_test checks that both builds agree bit for bit.
 #ifndef PACT_KERNEL_ISA
 #error "define PACT_KERNEL_ISA before including pact_kernels_impl.h"
 #endif
@@ -98,42 +98,90 @@ inline double SumLanes(const double* lanes) {
          ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
 }
 
-// PACT forward (Eq. 1 and 2). The clip is written as max(0, v) then min(alpha, c) in the
-// operand order of SSE's maxps/minps, which return their second operand when either is NaN,
-// so NaN stays NaN (like torch.clamp) without extra instructions.
-template <typename T, bool kQuantize, bool kCodes>
-void PactForwardLoop(const T* __restrict x, T* __restrict y, uint8_t* __restrict code, int64_t n,
-                     T alpha, T scale, T step) {
-  for (int64_t i = 0; i < n; ++i) {
-    const T v = x[i];
-    T c = T(0) > v ? T(0) : v;
-    c = alpha < c ? alpha : c;
-    if (kQuantize) c = RoundNonNegative(c * scale) * step;
-    y[i] = c;
-    if (kCodes) {
-      code[i] = static_cast<uint8_t>(static_cast<int>(v >= T(0)) + static_cast<int>(v >= alpha));
+// PACT forward (Eq. 1 and 2) of one value. The clip is written as max(0, v) then min(alpha, c)
+// in the operand order of SSE's maxps/minps, which return their second operand when either is
+// NaN, so NaN stays NaN (like torch.clamp) without extra instructions.
+template <typename T, bool kQuantize>
+inline T PactValue(T v, T alpha, T scale, T step) {
+  T c = T(0) > v ? T(0) : v;
+  c = alpha < c ? alpha : c;
+  if (kQuantize) c = RoundNonNegative(c * scale) * step;
+  return c;
+}
+
+// Mask bits <-> one byte per element, eight at a time in a 64-bit word (byte j is element j:
+// x86 is little-endian). Packing 0/1 bytes multiplies each byte j up to bit 56 + j; the partial
+// products never overlap, so no carry disturbs the top byte.
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "mask packing assumes little-endian");
+inline unsigned PackFlags(const uint8_t* flags) {
+  uint64_t bytes;
+  __builtin_memcpy(&bytes, flags, sizeof(bytes));
+  return static_cast<unsigned>((bytes * 0x0102040810204080ull) >> 56);
+}
+// Unpacking to 0 / -1 bytes: byte j of kByteMasks.masks[bits] is 0xff when bit j is set.
+struct ByteMaskTable {
+  uint64_t masks[256];
+};
+constexpr ByteMaskTable MakeByteMaskTable() {
+  ByteMaskTable table{};
+  for (unsigned bits = 0; bits < 256; ++bits) {
+    for (unsigned j = 0; j < 8; ++j) {
+      if ((bits >> j) & 1u) table.masks[bits] |= uint64_t{0xff} << (8 * j);
+    }
+  }
+  return table;
+}
+constexpr ByteMaskTable kByteMasks = MakeByteMaskTable();
+
+// The values and 0/1 comparison bytes in one vectorizable loop per chunk, then the chunk's mask
+// words (pact_kernels.h): bit j of the low byte is x[j] >= 0, of the high byte x[j] >= alpha
+// (NaN sets neither).
+template <typename T, bool kQuantize, bool kMask>
+void PactForwardLoop(const T* __restrict x, T* __restrict y, PactMaskWord* __restrict mask,
+                     int64_t n, T alpha, T scale, T step) {
+  static_assert(kChunk % kMaskGroup == 0, "chunks must hold whole mask groups");
+  alignas(64) uint8_t ge0[kChunk];
+  alignas(64) uint8_t ge_alpha[kChunk];
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int64_t len = MinIndex(kChunk, n - start);
+    const T* xs = x + start;
+    T* ys = y + start;
+    for (int64_t k = 0; k < len; ++k) {
+      const T v = xs[k];
+      ys[k] = PactValue<T, kQuantize>(v, alpha, scale, step);
+      if (kMask) {
+        ge0[k] = static_cast<uint8_t>(v >= T(0));
+        ge_alpha[k] = static_cast<uint8_t>(v >= alpha);
+      }
+    }
+    if (kMask) {
+      for (int64_t k = len; k % kMaskGroup != 0; ++k) ge0[k] = ge_alpha[k] = 0;
+      PactMaskWord* ms = mask + start / kMaskGroup;
+      for (int64_t k = 0; k < len; k += kMaskGroup) {
+        ms[k / kMaskGroup] =
+            static_cast<PactMaskWord>(PackFlags(ge0 + k) | (PackFlags(ge_alpha + k) << 8));
+      }
     }
   }
 }
 
 #if defined(__AVX2__)
-// The float forward with codes, hand-vectorized: GCC narrows the two comparison masks to
-// bytes separately with ~40 instructions per 32 elements; saturating packs of their sum need
-// 6. Values and codes are bit-identical to PactForwardLoop (same operations, same order; the
-// max/min operand order keeps NaN and -0.0 exactly as the scalar expressions do).
+// The float forward with the mask, hand-vectorized: one movemask per comparison gives a
+// group's byte directly. Values and mask are bit-identical to PactForwardLoop (same
+// operations, same order; the max/min operand order keeps NaN and -0.0 exactly as the scalar
+// expressions do).
 template <bool kQuantize>
-void PactForwardCodesAvx2(const float* __restrict x, float* __restrict y, uint8_t* __restrict code,
-                          int64_t n, float alpha, float scale, float step) {
+void PactForwardMaskAvx2(const float* __restrict x, float* __restrict y,
+                         PactMaskWord* __restrict mask, int64_t n, float alpha, float scale,
+                         float step) {
   const __m256 zero = _mm256_setzero_ps();
   const __m256 va = _mm256_set1_ps(alpha);
   const __m256 vscale = _mm256_set1_ps(scale);
   const __m256 vstep = _mm256_set1_ps(step);
   const __m256 magic = _mm256_set1_ps(FloatTraits<float>::kRoundMagic);
-  // packs work within 128-bit halves; this puts the 4-byte groups back in element order.
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    __m256i sums[4];
+  for (; i + 4 * kMaskGroup <= n; i += 4 * kMaskGroup) {
+    uint64_t words = 0;  // four groups' words, the first group in the low 16 bits
     for (int u = 0; u < 4; ++u) {
       const __m256 v = _mm256_loadu_ps(x + i + 8 * u);
       __m256 c = _mm256_min_ps(va, _mm256_max_ps(zero, v));
@@ -142,70 +190,74 @@ void PactForwardCodesAvx2(const float* __restrict x, float* __restrict y, uint8_
                           vstep);
       }
       _mm256_storeu_ps(y + i + 8 * u, c);
-      // (v >= 0) + (v >= alpha) as 0 / -1 / -2 per 32-bit lane.
-      sums[u] = _mm256_add_epi32(_mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_GE_OQ)),
-                                 _mm256_castps_si256(_mm256_cmp_ps(v, va, _CMP_GE_OQ)));
+      const auto ge0 = static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_GE_OQ)));
+      const auto ge_alpha =
+          static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, va, _CMP_GE_OQ)));
+      words |= (ge0 | (ge_alpha << 8)) << (16 * u);
     }
-    const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(sums[0], sums[1]),
-                                              _mm256_packs_epi32(sums[2], sums[3]));
-    const __m256i codes =
-        _mm256_sub_epi8(_mm256_setzero_si256(), _mm256_permutevar8x32_epi32(packed, order));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(code + i), codes);
+    __builtin_memcpy(mask + i / kMaskGroup, &words, sizeof(words));  // little-endian x86
   }
-  PactForwardLoop<float, kQuantize, true>(x + i, y + i, code + i, n - i, alpha, scale, step);
+  PactForwardLoop<float, kQuantize, true>(x + i, y + i, mask + i / kMaskGroup, n - i, alpha,
+                                          scale, step);
 }
 #endif  // __AVX2__
 
 template <typename T>
-void PactForward(const T* x, T* y, uint8_t* code, int64_t n, T alpha, T scale, T step,
+void PactForward(const T* x, T* y, PactMaskWord* mask, int64_t n, T alpha, T scale, T step,
                  bool quantize) {
 #if defined(__AVX2__)
   if constexpr (sizeof(T) == sizeof(float)) {
-    if (code != nullptr) {
+    if (mask != nullptr) {
       if (quantize) {
-        PactForwardCodesAvx2<true>(x, y, code, n, alpha, scale, step);
+        PactForwardMaskAvx2<true>(x, y, mask, n, alpha, scale, step);
       } else {
-        PactForwardCodesAvx2<false>(x, y, code, n, alpha, scale, step);
+        PactForwardMaskAvx2<false>(x, y, mask, n, alpha, scale, step);
       }
       return;
     }
   }
 #endif
   if (quantize) {
-    if (code != nullptr) {
-      PactForwardLoop<T, true, true>(x, y, code, n, alpha, scale, step);
+    if (mask != nullptr) {
+      PactForwardLoop<T, true, true>(x, y, mask, n, alpha, scale, step);
     } else {
-      PactForwardLoop<T, true, false>(x, y, code, n, alpha, scale, step);
+      PactForwardLoop<T, true, false>(x, y, mask, n, alpha, scale, step);
     }
-  } else if (code != nullptr) {
-    PactForwardLoop<T, false, true>(x, y, code, n, alpha, scale, step);
+  } else if (mask != nullptr) {
+    PactForwardLoop<T, false, true>(x, y, mask, n, alpha, scale, step);
   } else {
-    PactForwardLoop<T, false, false>(x, y, code, n, alpha, scale, step);
+    PactForwardLoop<T, false, false>(x, y, mask, n, alpha, scale, step);
   }
 }
 
-// PACT backward from codes (Eq. 3). Codes are 0/1/2, so bit 0 means "inside" and bit 1
-// "above"; the masks are built as bytes and sign-extended, which the vectorizer handles well.
+// PACT backward from the mask (Eq. 3): inside = low & ~high, above = high. Per chunk the mask
+// becomes 0 / -1 bytes (a table lookup per group), then one vectorizable loop selects the
+// gradients; lane j of the sum takes element j of every group, in group order.
 template <typename T, bool kBroadcast>
-double PactBackwardCodesLoop(const T* __restrict g, const uint8_t* __restrict code,
-                             T* __restrict grad_x, int64_t n) {
+double PactBackwardMaskLoop(const T* __restrict g, const PactMaskWord* __restrict mask,
+                            T* __restrict grad_x, int64_t n) {
   using Bits = typename FloatTraits<T>::Bits;
   using SignedBits = typename FloatTraits<T>::SignedBits;
-  static_assert(kCodeInside == 1 && kCodeAbove == 2, "the masks below assume these codes");
+  static_assert(kLanes == kMaskGroup, "lane j takes bit j of every word");
   double lanes[kLanes] = {};
+  alignas(64) int8_t inside[kChunk];
+  alignas(64) int8_t is_above[kChunk];
   alignas(64) T above[kChunk];
   for (int64_t start = 0; start < n; start += kChunk) {
     const int64_t len = MinIndex(kChunk, n - start);
+    const PactMaskWord* ms = mask + start / kMaskGroup;
+    for (int64_t k = 0; k < len; k += kMaskGroup) {
+      const unsigned word = ms[k / kMaskGroup];
+      __builtin_memcpy(inside + k, &kByteMasks.masks[word & ~(word >> 8) & 0xffu], 8);
+      __builtin_memcpy(is_above + k, &kByteMasks.masks[word >> 8], 8);
+    }
     const T* gs = kBroadcast ? g : g + start;
-    const uint8_t* cs = code + start;
     T* gx = grad_x + start;
     for (int64_t k = 0; k < len; ++k) {
       const Bits gb = ToBits(kBroadcast ? gs[0] : gs[k]);
-      // Byte-wide 0 / -1 masks, sign-extended to the value's width.
-      const int8_t inside = static_cast<int8_t>(-(cs[k] & 1));
-      const int8_t is_above = static_cast<int8_t>(-(cs[k] >> 1));
-      gx[k] = FromBits<T>(gb & static_cast<Bits>(static_cast<SignedBits>(inside)));
-      above[k] = FromBits<T>(gb & static_cast<Bits>(static_cast<SignedBits>(is_above)));
+      // The byte masks sign-extended to the value's width.
+      gx[k] = FromBits<T>(gb & static_cast<Bits>(static_cast<SignedBits>(inside[k])));
+      above[k] = FromBits<T>(gb & static_cast<Bits>(static_cast<SignedBits>(is_above[k])));
     }
     AccumulateLanes(above, len, lanes);
   }
@@ -213,46 +265,56 @@ double PactBackwardCodesLoop(const T* __restrict g, const uint8_t* __restrict co
 }
 
 #if defined(__AVX2__)
-// The float backward from codes, hand-vectorized (GCC widens the code bytes twice, through
-// 16 bits). Lane j of the two double accumulators takes elements j, j + 8, ... exactly as in
-// PactBackwardCodesLoop, so the sum is bit-identical to the generic build's.
-double PactBackwardCodesAvx2(const float* __restrict g, const uint8_t* __restrict code,
-                             float* __restrict grad_x, int64_t n) {
-  const __m256i one = _mm256_set1_epi32(kCodeInside);
-  const __m256i two = _mm256_set1_epi32(kCodeAbove);
+// The float backward from the mask, hand-vectorized: a group's byte becomes a lane mask by
+// broadcasting it and testing bit j in lane j. The two double accumulators are lanes 0-3 and
+// 4-7 of PactBackwardMaskLoop, added in the same order, so the sum is bit-identical.
+double PactBackwardMaskAvx2(const float* __restrict g, const PactMaskWord* __restrict mask,
+                            float* __restrict grad_x, int64_t n) {
+  const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
   __m256d low = _mm256_setzero_pd();   // lanes 0-3
   __m256d high = _mm256_setzero_pd();  // lanes 4-7
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256i c =
-        _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(code + i)));
+  for (; i + kMaskGroup <= n; i += kMaskGroup) {
+    const unsigned word = mask[i / kMaskGroup];
+    const unsigned above = word >> 8;
+    const __m256i inside_bits = _mm256_set1_epi32(static_cast<int>(word & ~above & 0xFFu));
+    const __m256i above_bits = _mm256_set1_epi32(static_cast<int>(above));
+    const __m256 inside_mask = _mm256_castsi256_ps(
+        _mm256_cmpeq_epi32(_mm256_and_si256(inside_bits, lane_bit), lane_bit));
+    const __m256 above_mask = _mm256_castsi256_ps(
+        _mm256_cmpeq_epi32(_mm256_and_si256(above_bits, lane_bit), lane_bit));
     const __m256 gv = _mm256_loadu_ps(g + i);
-    _mm256_storeu_ps(grad_x + i,
-                     _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(c, one))));
-    const __m256 above = _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(c, two)));
-    low = _mm256_add_pd(low, _mm256_cvtps_pd(_mm256_castps256_ps128(above)));
-    high = _mm256_add_pd(high, _mm256_cvtps_pd(_mm256_extractf128_ps(above, 1)));
+    _mm256_storeu_ps(grad_x + i, _mm256_and_ps(gv, inside_mask));
+    const __m256 above_g = _mm256_and_ps(gv, above_mask);
+    low = _mm256_add_pd(low, _mm256_cvtps_pd(_mm256_castps256_ps128(above_g)));
+    high = _mm256_add_pd(high, _mm256_cvtps_pd(_mm256_extractf128_ps(above_g, 1)));
   }
   alignas(32) double lanes[kLanes];
   _mm256_store_pd(lanes, low);
   _mm256_store_pd(lanes + 4, high);
-  for (int j = 0; i < n; ++i, ++j) {
-    grad_x[i] = code[i] == kCodeInside ? g[i] : 0.0f;
-    if (code[i] == kCodeAbove) lanes[j] += static_cast<double>(g[i]);
+  if (i < n) {  // the last, partial group
+    const unsigned word = mask[i / kMaskGroup];
+    const unsigned above = word >> 8;
+    const unsigned inside = word & ~above & 0xFFu;
+    for (int j = 0; i + j < n; ++j) {
+      grad_x[i + j] = (inside >> j) & 1u ? g[i + j] : 0.0f;
+      if ((above >> j) & 1u) lanes[j] += static_cast<double>(g[i + j]);
+    }
   }
   return SumLanes(lanes);
 }
 #endif  // __AVX2__
 
 template <typename T>
-double PactBackwardCodes(const T* g, bool broadcast_g, const uint8_t* code, T* grad_x, int64_t n) {
+double PactBackwardMask(const T* g, bool broadcast_g, const PactMaskWord* mask, T* grad_x,
+                        int64_t n) {
 #if defined(__AVX2__)
   if constexpr (sizeof(T) == sizeof(float)) {
-    if (!broadcast_g) return PactBackwardCodesAvx2(g, code, grad_x, n);
+    if (!broadcast_g) return PactBackwardMaskAvx2(g, mask, grad_x, n);
   }
 #endif
-  return broadcast_g ? PactBackwardCodesLoop<T, true>(g, code, grad_x, n)
-                     : PactBackwardCodesLoop<T, false>(g, code, grad_x, n);
+  return broadcast_g ? PactBackwardMaskLoop<T, true>(g, mask, grad_x, n)
+                     : PactBackwardMaskLoop<T, false>(g, mask, grad_x, n);
 }
 
 template <typename T, bool kBroadcast>
@@ -389,7 +451,8 @@ void BnStats(const T* __restrict x, int64_t n, T shift, double* __restrict lanes
   }
 }
 
-// The activation of z with its code; the same expressions as PactForwardLoop for PACT.
+// The activation of z with its code; the same expressions as PactValue and PactForwardLoop for
+// PACT.
 template <typename T, bool kRelu, bool kQuantize>
 inline T ClipValue(T z, const ClipParams<T>& clip, uint8_t* code) {
   T c = T(0) > z ? T(0) : z;
@@ -891,7 +954,7 @@ void BnBackwardApplyNhwc(const T* __restrict g, const uint8_t* __restrict code,
 
 template <typename T>
 constexpr Kernels<T> MakeKernels() {
-  return Kernels<T>{&PactForward<T>,     &PactBackwardCodes<T>, &PactBackwardX<T>,
+  return Kernels<T>{&PactForward<T>,     &PactBackwardMask<T>, &PactBackwardX<T>,
                     &AbsMax<T>,          &DorefaForward<T>,     &DorefaDot<T>,
                     &DorefaBackward<T>,  &BnStats<T>,           &BnActForward<T>,
                     &BnActBackwardReduce<T>, &BnBackwardApply<T>, &BnStatsNhwc<T>,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include <ATen/Dispatch.h>
@@ -52,25 +53,26 @@ torch::Tensor Dense(const torch::Tensor& t) {
   return t.is_non_overlapping_and_dense() ? t : t.contiguous();
 }
 
-// An upstream gradient lined up element for element with `like` (a dense tensor): either a
-// tensor with like's strides (copied into them if needed) or, for a gradient expanded from one
-// value (what sum().backward() sends), that value broadcast without materializing it.
+// An upstream gradient lined up element for element with a dense tensor of `sizes` and
+// `strides`: either a tensor with those strides (copied into them if needed) or, for a gradient
+// expanded from one value (what sum().backward() sends), that value broadcast without
+// materializing it.
 struct AlignedGrad {
   torch::Tensor tensor;
   bool broadcast = false;
 };
 
-AlignedGrad AlignGrad(const torch::Tensor& grad, const torch::Tensor& like,
-                      torch::ScalarType dtype) {
-  TORCH_CHECK(grad.sizes() == like.sizes(), "gradient shape ", grad.sizes(),
-              " does not match the forward's ", like.sizes());
+AlignedGrad AlignGrad(const torch::Tensor& grad, torch::IntArrayRef sizes,
+                      torch::IntArrayRef strides, torch::ScalarType dtype) {
+  TORCH_CHECK(grad.sizes() == sizes, "gradient shape ", grad.sizes(),
+              " does not match the forward's ", sizes);
   torch::Tensor g = grad.device().is_cpu() ? grad : grad.cpu();
   if (g.scalar_type() != dtype) g = g.to(dtype);
-  const auto strides = g.strides();
-  const bool broadcast = g.numel() > 0 && std::all_of(strides.begin(), strides.end(),
+  const torch::IntArrayRef grad_strides = g.strides();
+  const bool broadcast = g.numel() > 0 && std::all_of(grad_strides.begin(), grad_strides.end(),
                                                       [](int64_t s) { return s == 0; });
-  if (broadcast || g.strides() == like.strides()) return {g, broadcast};
-  torch::Tensor aligned = at::empty_like(like, g.options());
+  if (broadcast || grad_strides == strides) return {g, broadcast};
+  torch::Tensor aligned = at::empty_strided(sizes, strides, g.options());
   aligned.copy_(g);
   return {aligned, false};
 }
@@ -94,6 +96,53 @@ double SumInOrder(const std::vector<double>& values) {
   double sum = 0.0;
   for (double v : values) sum += v;
   return sum;
+}
+
+// The mask words of PactCodes::words (64-byte aligned by ATen's allocator).
+kernels::PactMaskWord* MaskWords(const torch::Tensor& words) {
+  return reinterpret_cast<kernels::PactMaskWord*>(words.data_ptr<uint8_t>());
+}
+
+// Whether sizes/strides visit every element of a numel-sized buffer exactly once (as
+// Tensor::is_non_overlapping_and_dense, without making a tensor): walked from the smallest
+// stride, each dimension of size > 1 must step over exactly the dimensions before it.
+bool IsDenseLayout(const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides) {
+  std::vector<size_t> order(sizes.size());
+  for (size_t d = 0; d < order.size(); ++d) order[d] = d;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return strides[a] < strides[b]; });
+  int64_t expected = 1;
+  for (size_t d : order) {
+    if (sizes[d] == 1) continue;
+    if (strides[d] != expected) return false;
+    expected *= sizes[d];
+  }
+  return true;
+}
+
+// The number of elements `codes` describes, after checking that it is what
+// PactForwardWithCodesKernel returns: dense geometry and words of the matching size.
+int64_t CheckedCodeCount(const PactCodes& codes) {
+  TORCH_CHECK(codes.sizes.size() == codes.strides.size(), "PACT codes: ", codes.sizes.size(),
+              " sizes but ", codes.strides.size(), " strides");
+  int64_t n = 1;
+  for (int64_t size : codes.sizes) {
+    TORCH_CHECK(size >= 0, "PACT codes: negative size in ", torch::IntArrayRef(codes.sizes));
+    n *= size;
+  }
+  TORCH_CHECK(codes.words.defined() && codes.words.device().is_cpu() &&
+                  codes.words.scalar_type() == torch::kByte && codes.words.dim() == 1 &&
+                  codes.words.is_contiguous() &&
+                  codes.words.numel() == 2 * kernels::PactMaskWords(n),
+              "PACT codes must be the contiguous CPU uint8 tensor of ",
+              2 * kernels::PactMaskWords(n), " bytes that PactForwardWithCodesKernel returns for ",
+              n, " elements, got ",
+              codes.words.defined() ? codes.words.toString() + " of " +
+                                          std::to_string(codes.words.numel()) + " elements"
+                                    : std::string("an undefined tensor"));
+  TORCH_CHECK(n == 0 || IsDenseLayout(codes.sizes, codes.strides), "PACT codes: sizes ",
+              torch::IntArrayRef(codes.sizes), " with strides ",
+              torch::IntArrayRef(codes.strides), " are not a dense layout");
+  return n;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -133,14 +182,18 @@ torch::Tensor ComposedDorefa(const torch::Tensor& w, int64_t bits) {
 // ---------------------------------------------------------------------------------------------
 // Fused CPU paths.
 
-std::pair<torch::Tensor, torch::Tensor> FusedPactForward(const torch::Tensor& x, double alpha,
-                                                         int64_t bits, bool with_codes) {
+std::pair<torch::Tensor, PactCodes> FusedPactForward(const torch::Tensor& x, double alpha,
+                                                     int64_t bits, bool with_codes) {
   const torch::Tensor src = Dense(x);
   const double a = PactAlpha(alpha, src.scalar_type());
   torch::Tensor y = at::empty_like(src);  // keeps src's (dense) strides
-  torch::Tensor codes;
-  if (with_codes) codes = at::empty_like(src, src.options().dtype(torch::kByte));
   const int64_t n = src.numel();
+  const int64_t words = kernels::PactMaskWords(n);
+  PactCodes codes;
+  if (with_codes) {
+    codes = {at::empty({2 * words}, src.options().dtype(torch::kByte)), y.sizes().vec(),
+             y.strides().vec()};
+  }
   const double levels = Levels(bits);
   AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "pact_forward", [&] {
     const auto& k = kernels::ActiveKernels().get<scalar_t>();
@@ -149,16 +202,19 @@ std::pair<torch::Tensor, torch::Tensor> FusedPactForward(const torch::Tensor& x,
     const scalar_t step = static_cast<scalar_t>(a / levels);
     const scalar_t* xp = src.data_ptr<scalar_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
-    uint8_t* cp = with_codes ? codes.data_ptr<uint8_t>() : nullptr;
-    at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-      k.pact_forward(xp + begin, yp + begin, cp == nullptr ? nullptr : cp + begin, end - begin,
+    kernels::PactMaskWord* mp = with_codes ? MaskWords(codes.words) : nullptr;
+    // Tasks are whole mask groups: each writes its own words.
+    at::parallel_for(0, words, kGrain / kernels::kMaskGroup, [&](int64_t begin, int64_t end) {
+      const int64_t first = begin * kernels::kMaskGroup;
+      const int64_t last = std::min(n, end * kernels::kMaskGroup);
+      k.pact_forward(xp + first, yp + first, mp == nullptr ? nullptr : mp + begin, last - first,
                      alpha_s, scale, step, bits > 0);
     });
   });
   return {y, codes};
 }
 
-// PACT autograd function: the fused path saves 1-byte codes, the composed one saves x.
+// PACT autograd function: the fused path saves the 2-bit codes, the composed one saves x.
 struct PactFunction : public torch::autograd::Function<PactFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& alpha, int64_t bits, double alpha_eff) {
@@ -168,7 +224,9 @@ struct PactFunction : public torch::autograd::Function<PactFunction> {
     ctx->saved_data["fused"] = fused;
     if (fused) {
       auto [y, codes] = FusedPactForward(x, alpha_eff, bits, /*with_codes=*/true);
-      ctx->save_for_backward({codes});
+      ctx->save_for_backward({codes.words});
+      ctx->saved_data["sizes"] = std::move(codes.sizes);
+      ctx->saved_data["strides"] = std::move(codes.strides);
       return y;
     }
     ctx->save_for_backward({x});
@@ -179,7 +237,9 @@ struct PactFunction : public torch::autograd::Function<PactFunction> {
     const torch::Tensor saved = ctx->get_saved_variables()[0];
     auto [grad_x, grad_alpha] =
         ctx->saved_data["fused"].toBool()
-            ? PactBackwardFromCodesKernel(grads[0], saved)
+            ? PactBackwardFromCodesKernel(grads[0],
+                                          {saved, ctx->saved_data["sizes"].toIntVector(),
+                                           ctx->saved_data["strides"].toIntVector()})
             : PactBackwardKernel(grads[0], saved, ctx->saved_data["alpha"].toDouble());
     const torch::Tensor like = ctx->saved_data["alpha_like"].toTensor();
     return {grad_x, grad_alpha.to(like.options()).reshape(like.sizes()), torch::Tensor(),
@@ -230,7 +290,7 @@ DorefaForwardResult FusedDorefaForward(const torch::Tensor& w, int64_t bits) {
 // Two passes over (g, t): the dot product sum_j g_j t_j with the tie count, then the
 // elementwise gradient.
 torch::Tensor FusedDorefaBackward(const torch::Tensor& grad, const torch::Tensor& t, double m) {
-  const AlignedGrad g = AlignGrad(grad, t, t.scalar_type());
+  const AlignedGrad g = AlignGrad(grad, t.sizes(), t.strides(), t.scalar_type());
   torch::Tensor grad_w = at::empty_like(t);
   const int64_t n = t.numel();
   AT_DISPATCH_FLOATING_TYPES(t.scalar_type(), "dorefa_backward", [&] {
@@ -290,8 +350,8 @@ torch::Tensor PactForwardKernel(const torch::Tensor& x, double alpha, int64_t bi
   return FusedPactForward(x, alpha, bits, /*with_codes=*/false).first;
 }
 
-std::pair<torch::Tensor, torch::Tensor> PactForwardWithCodesKernel(const torch::Tensor& x,
-                                                                   double alpha, int64_t bits) {
+std::pair<torch::Tensor, PactCodes> PactForwardWithCodesKernel(const torch::Tensor& x,
+                                                               double alpha, int64_t bits) {
   CheckPactBits(bits);
   TORCH_CHECK(UsesFusedKernels(x),
               "PactForwardWithCodesKernel needs a CPU float or double tensor, got ", x.toString());
@@ -299,26 +359,39 @@ std::pair<torch::Tensor, torch::Tensor> PactForwardWithCodesKernel(const torch::
 }
 
 std::pair<torch::Tensor, torch::Tensor> PactBackwardFromCodesKernel(const torch::Tensor& grad_y,
-                                                                    const torch::Tensor& codes) {
-  TORCH_CHECK(codes.scalar_type() == torch::kByte && codes.device().is_cpu() &&
-                  codes.is_non_overlapping_and_dense(),
-              "PACT codes must be the dense CPU uint8 tensor from PactForwardWithCodesKernel");
+                                                                    const PactCodes& codes) {
+  const int64_t n = CheckedCodeCount(codes);
   const torch::ScalarType dtype =
       grad_y.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
-  const AlignedGrad g = AlignGrad(grad_y, codes, dtype);
-  torch::Tensor grad_x = at::empty_like(codes, g.tensor.options());
-  const int64_t n = codes.numel();
+  const AlignedGrad g = AlignGrad(grad_y, codes.sizes, codes.strides, dtype);
+  torch::Tensor grad_x = at::empty_strided(codes.sizes, codes.strides, g.tensor.options());
   double grad_alpha = 0.0;
   AT_DISPATCH_FLOATING_TYPES(dtype, "pact_backward", [&] {
     const auto& k = kernels::ActiveKernels().get<scalar_t>();
     const scalar_t* gp = g.tensor.data_ptr<scalar_t>();
-    const uint8_t* cp = codes.data_ptr<uint8_t>();
+    const kernels::PactMaskWord* mp = MaskWords(codes.words);
     scalar_t* gxp = grad_x.data_ptr<scalar_t>();
     grad_alpha = SumInOrder(MapBlocks<double>(n, [&](int64_t b, int64_t e) {
-      return k.pact_backward_codes(g.broadcast ? gp : gp + b, g.broadcast, cp + b, gxp + b, e - b);
+      return k.pact_backward_mask(g.broadcast ? gp : gp + b, g.broadcast,
+                                  mp + b / kernels::kMaskGroup, gxp + b, e - b);
     }));
   });
   return {grad_x, torch::scalar_tensor(grad_alpha, torch::dtype(dtype))};
+}
+
+torch::Tensor UnpackPactCodes(const PactCodes& codes) {
+  const int64_t n = CheckedCodeCount(codes);
+  torch::Tensor out = at::empty_strided(codes.sizes, codes.strides, torch::kByte);
+  uint8_t* op = out.data_ptr<uint8_t>();  // dense, so memory order is the words' order
+  const kernels::PactMaskWord* mp = MaskWords(codes.words);
+  for (int64_t i = 0; i < n; ++i) {
+    const unsigned word = mp[i / kernels::kMaskGroup];
+    const int64_t j = i % kernels::kMaskGroup;
+    op[i] = (word >> (8 + j)) & 1u ? kernels::kCodeAbove
+            : (word >> j) & 1u     ? kernels::kCodeInside
+                                   : kernels::kCodeBelow;
+  }
+  return out;
 }
 
 std::pair<torch::Tensor, torch::Tensor> PactBackwardKernel(const torch::Tensor& grad_y,
@@ -326,7 +399,7 @@ std::pair<torch::Tensor, torch::Tensor> PactBackwardKernel(const torch::Tensor& 
   if (!UsesFusedKernels(x)) return ComposedPactBackward(grad_y, x, alpha);
   const torch::Tensor src = Dense(x);
   const double a = PactAlpha(alpha, src.scalar_type());
-  const AlignedGrad g = AlignGrad(grad_y, src, src.scalar_type());
+  const AlignedGrad g = AlignGrad(grad_y, src.sizes(), src.strides(), src.scalar_type());
   torch::Tensor grad_x = at::empty_like(src);
   const int64_t n = src.numel();
   double grad_alpha = 0.0;

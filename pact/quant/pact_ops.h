@@ -33,6 +33,7 @@
 
 #include <cstdint>
 #include <utility>
+#include <vector>
 
 #include <torch/types.h>
 
@@ -41,8 +42,8 @@ namespace pact::quant {
 // PACT activation with autograd. `alpha` is a one-element tensor (requires_grad as usual).
 // The forward uses max(alpha, alpha_min) (the positivity guard; a NaN alpha also takes
 // alpha_min); the gradient reaches alpha unchanged through the guard, so a clamped alpha can
-// still recover. The effective alpha must be > 0. On the fused path the backward keeps a
-// 1-byte code per element instead of x.
+// still recover. The effective alpha must be > 0. On the fused path the backward keeps 2 bits
+// per element (PactCodes) instead of x.
 torch::Tensor Pact(const torch::Tensor& x, const torch::Tensor& alpha, int64_t bits,
                    double alpha_min = 0.0);
 
@@ -63,14 +64,24 @@ torch::Tensor PactForwardKernel(const torch::Tensor& x, double alpha, int64_t bi
 std::pair<torch::Tensor, torch::Tensor> PactBackwardKernel(const torch::Tensor& grad_y,
                                                            const torch::Tensor& x, double alpha);
 
-// The fused forward that also returns the per-element codes the backward needs
-// (kernels::kCodeBelow/kCodeInside/kCodeAbove as uint8, in y's layout): {y, codes}. CPU
-// float/double only (see UsesFusedKernels).
-std::pair<torch::Tensor, torch::Tensor> PactForwardWithCodesKernel(const torch::Tensor& x,
-                                                                   double alpha, int64_t bits);
+// What the fused PACT forward saves for its backward instead of x: 2 bits per element
+// (kernels::PactMaskWord, a sixteenth of a float tensor's memory), packed in y's memory order,
+// and y's geometry, which the upstream gradient is lined up with.
+struct PactCodes {
+  torch::Tensor words;  // uint8, 2 * kernels::PactMaskWords(numel) bytes
+  std::vector<int64_t> sizes;
+  std::vector<int64_t> strides;
+};
+
+// The fused forward that also returns the codes the backward needs: {y, codes}. CPU float or
+// double only (see UsesFusedKernels).
+std::pair<torch::Tensor, PactCodes> PactForwardWithCodesKernel(const torch::Tensor& x,
+                                                               double alpha, int64_t bits);
 // The backward from those codes: {grad_x, grad_alpha}, as PactBackwardKernel.
 std::pair<torch::Tensor, torch::Tensor> PactBackwardFromCodesKernel(const torch::Tensor& grad_y,
-                                                                    const torch::Tensor& codes);
+                                                                    const PactCodes& codes);
+// The codes as one kernels::kCode* byte per element, in y's layout (for tests and debugging).
+torch::Tensor UnpackPactCodes(const PactCodes& codes);
 
 // True when `t` takes the fused kernels (a strided CPU float or double tensor); otherwise the
 // ops above run composed ATen ops.

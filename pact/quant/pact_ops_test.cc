@@ -351,14 +351,21 @@ TEST(PactTest, NoGradForwardMatchesAutogradForward) {
   EXPECT_TRUE(torch::equal(Pact(x, torch::full({1}, 2.0f), 3), r.y));
 }
 
+// The kernels::kCode* each element of x should get against alpha (in x's dtype).
+torch::Tensor ExpectedCodes(const torch::Tensor& x, double alpha) {
+  const torch::Tensor a = torch::scalar_tensor(alpha, x.options());
+  return (x >= 0).to(torch::kByte) + (x >= a).to(torch::kByte);  // NaN: neither
+}
+
 TEST(PactTest, KernelEntryPointsAgree) {
   for (torch::ScalarType dtype : {torch::kFloat, torch::kDouble}) {
     const torch::Tensor x = MakeInput({9, 1111}, dtype, 1.25, 91);
     const torch::Tensor grad = Randn(x.sizes(), dtype, 92);
     const auto [y, codes] = PactForwardWithCodesKernel(x, 1.25, 4);
     EXPECT_TRUE(SameBits(y, PactForwardKernel(x, 1.25, 4)));
-    EXPECT_EQ(codes.scalar_type(), torch::kByte);
-    EXPECT_EQ(codes.max().item<int>(), kernels::kCodeAbove);
+    EXPECT_EQ(codes.words.scalar_type(), torch::kByte);
+    EXPECT_EQ(codes.words.numel(), 2 * ((x.numel() + 7) / 8));  // 2 bits per element
+    EXPECT_TRUE(torch::equal(UnpackPactCodes(codes), ExpectedCodes(x, 1.25)));
     const auto [gx_codes, ga_codes] = PactBackwardFromCodesKernel(grad, codes);
     const auto [gx_x, ga_x] = PactBackwardKernel(grad, x, 1.25);
     EXPECT_TRUE(SameBits(gx_codes, gx_x));
@@ -366,6 +373,76 @@ TEST(PactTest, KernelEntryPointsAgree) {
     EXPECT_EQ(ga_x.dim(), 0);
     EXPECT_EQ(ga_x.scalar_type(), dtype);
   }
+}
+
+TEST(PactTest, CodesArePackedTwoBitsPerElementInMemoryOrder) {
+  // 11 elements: one whole group of 8 and a partial one, whose missing bits stay 0.
+  const torch::Tensor x = torch::tensor({-1.0f, 0.0f, 0.5f, 2.0f, 3.0f, -0.0f, std::nanf(""),
+                                         1.999f, 2.5f, -3.0f, 1.0f});
+  const auto [y, codes] = PactForwardWithCodesKernel(x, 2.0, 0);
+  ASSERT_EQ(codes.words.numel(), 4);
+  const uint8_t* w = codes.words.data_ptr<uint8_t>();
+  // Low byte: x >= 0 (elements 1, 2, 3, 4, 5, 7); high byte: x >= alpha (3, 4).
+  EXPECT_EQ(w[0], 0b10111110);
+  EXPECT_EQ(w[1], 0b00011000);
+  // Second group: elements 8, 9, 10 -> x >= 0 for 8 and 10, x >= alpha for 8.
+  EXPECT_EQ(w[2], 0b101);
+  EXPECT_EQ(w[3], 0b001);
+  EXPECT_TRUE(torch::equal(UnpackPactCodes(codes), ExpectedCodes(x, 2.0)));
+}
+
+TEST(PactTest, CodesFollowChannelsLastAndPermutedLayouts) {
+  ScopedThreadsAndIsa restore;
+  for (kernels::KernelIsa isa : kernels::SupportedKernelIsas()) {
+    ASSERT_TRUE(kernels::SetKernelIsa(isa));
+    const torch::Tensor base = MakeInput({3, 5, 7, 9}, torch::kFloat, 1.5, 93);
+    for (const torch::Tensor& x :
+         {base.contiguous(torch::MemoryFormat::ChannelsLast), base.permute({2, 0, 3, 1})}) {
+      SCOPED_TRACE(::testing::Message() << kernels::ActiveKernels().isa << " strides "
+                                        << x.strides());
+      const auto [y, codes] = PactForwardWithCodesKernel(x, 1.5, 3);
+      EXPECT_EQ(codes.strides, y.strides().vec());
+      const torch::Tensor unpacked = UnpackPactCodes(codes);
+      EXPECT_EQ(unpacked.strides(), y.strides());
+      EXPECT_TRUE(torch::equal(unpacked, ExpectedCodes(x, 1.5)));
+      // A contiguous upstream gradient is lined up with y's layout.
+      const torch::Tensor grad = Randn(x.sizes(), torch::kFloat, 94);
+      const auto [gx, ga] = PactBackwardFromCodesKernel(grad, codes);
+      const auto [gx_ref, ga_ref] = PactBackwardKernel(grad, x, 1.5);
+      EXPECT_TRUE(SameBits(gx, gx_ref));
+      EXPECT_TRUE(SameBits(ga, ga_ref));
+    }
+  }
+}
+
+TEST(PactTest, RejectsCodesThatDoNotMatch) {
+  const torch::Tensor x = torch::randn({4, 6});
+  const torch::Tensor grad = torch::randn({4, 6});
+  const PactCodes codes = PactForwardWithCodesKernel(x, 1.0, 4).second;
+  auto message = [&](PactCodes bad) -> std::string {
+    try {
+      PactBackwardFromCodesKernel(grad, bad);
+    } catch (const c10::Error& e) {
+      return e.what_without_backtrace();
+    }
+    return "no error";
+  };
+  PactCodes short_words = codes;
+  short_words.words = codes.words.slice(0, 0, 4);
+  EXPECT_THAT(message(short_words), HasSubstr("uint8 tensor of 6 bytes"));
+  PactCodes wrong_dtype = codes;
+  wrong_dtype.words = codes.words.to(torch::kInt);
+  EXPECT_THAT(message(wrong_dtype), HasSubstr("PactForwardWithCodesKernel returns for 24"));
+  PactCodes overlapping = codes;
+  overlapping.strides = {1, 1};
+  EXPECT_THAT(message(overlapping), HasSubstr("not a dense layout"));
+  PactCodes rank_mismatch = codes;
+  rank_mismatch.strides = {1};
+  EXPECT_THAT(message(rank_mismatch), HasSubstr("2 sizes but 1 strides"));
+  PactCodes other_shape = codes;
+  other_shape.sizes = {6, 4};
+  other_shape.strides = {4, 1};
+  EXPECT_THAT(message(other_shape), HasSubstr("does not match"));
 }
 
 TEST(PactTest, ComposedFallbackForOtherDtypes) {
