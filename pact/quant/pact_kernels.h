@@ -63,15 +63,17 @@ struct Kernels {
   // y = clip(x, 0, alpha) (Eq. 1); when `quantize`, y = round(y * scale) * step (Eq. 2) with
   // scale = (2^k - 1) / alpha, step = alpha / (2^k - 1) and round half to even. NaN stays NaN.
   // Writes mask[0, PactMaskWords(n)) unless `mask` is null; x[0] starts a group, so callers
-  // split tensors at multiples of kMaskGroup.
+  // split tensors at multiples of kMaskGroup. `stream`: write y with non-temporal stores, for
+  // tensors bigger than the last-level cache, which a normal store would first read in (the
+  // AVX2 build honours it with the mask; values are the same either way).
   void (*pact_forward)(const T* x, T* y, PactMaskWord* mask, int64_t n, T alpha, T scale,
-                       T step, bool quantize);
+                       T step, bool quantize, bool stream);
   // One block (n <= kReduceBlock, g[0] starting a group): grad_x = g where the mask says
   // inside, else exactly 0 (a NaN or inf gradient elsewhere does not leak); returns the sum of
   // g over the elements above. With `broadcast_g`, every element's gradient is g[0] (a
-  // gradient expanded from a scalar).
+  // gradient expanded from a scalar). `stream` as in pact_forward, for grad_x.
   double (*pact_backward_mask)(const T* g, bool broadcast_g, const PactMaskWord* mask,
-                               T* grad_x, int64_t n);
+                               T* grad_x, int64_t n, bool stream);
   // As pact_backward_mask, but classifies x against alpha on the fly.
   double (*pact_backward_x)(const T* g, bool broadcast_g, const T* x, T alpha, T* grad_x,
                             int64_t n);

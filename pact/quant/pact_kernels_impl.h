@@ -166,11 +166,23 @@ void PactForwardLoop(const T* __restrict x, T* __restrict y, PactMaskWord* __res
 }
 
 #if defined(__AVX2__)
+// A 32-byte-aligned store of 8 floats; non-temporal when kStream (pact_kernels.h, `stream`).
+template <bool kStream>
+inline void StoreAligned8(float* p, __m256 v) {
+  if (kStream) {
+    _mm256_stream_ps(p, v);
+  } else {
+    _mm256_store_ps(p, v);
+  }
+}
+
+inline bool Aligned32(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 31) == 0; }
+
 // The float forward with the mask, hand-vectorized: one movemask per comparison gives a
 // group's byte directly. Values and mask are bit-identical to PactForwardLoop (same
 // operations, same order; the max/min operand order keeps NaN and -0.0 exactly as the scalar
-// expressions do).
-template <bool kQuantize>
+// expressions do). y must be 32-byte aligned.
+template <bool kQuantize, bool kStream>
 void PactForwardMaskAvx2(const float* __restrict x, float* __restrict y,
                          PactMaskWord* __restrict mask, int64_t n, float alpha, float scale,
                          float step) {
@@ -189,7 +201,7 @@ void PactForwardMaskAvx2(const float* __restrict x, float* __restrict y,
         c = _mm256_mul_ps(_mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(c, vscale), magic), magic),
                           vstep);
       }
-      _mm256_storeu_ps(y + i + 8 * u, c);
+      StoreAligned8<kStream>(y + i + 8 * u, c);
       const auto ge0 = static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_GE_OQ)));
       const auto ge_alpha =
           static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, va, _CMP_GE_OQ)));
@@ -197,6 +209,7 @@ void PactForwardMaskAvx2(const float* __restrict x, float* __restrict y,
     }
     __builtin_memcpy(mask + i / kMaskGroup, &words, sizeof(words));  // little-endian x86
   }
+  if (kStream) _mm_sfence();  // order the streamed stores before whatever the caller does next
   PactForwardLoop<float, kQuantize, true>(x + i, y + i, mask + i / kMaskGroup, n - i, alpha,
                                           scale, step);
 }
@@ -204,19 +217,22 @@ void PactForwardMaskAvx2(const float* __restrict x, float* __restrict y,
 
 template <typename T>
 void PactForward(const T* x, T* y, PactMaskWord* mask, int64_t n, T alpha, T scale, T step,
-                 bool quantize) {
+                 bool quantize, bool stream) {
 #if defined(__AVX2__)
   if constexpr (sizeof(T) == sizeof(float)) {
-    if (mask != nullptr) {
+    if (mask != nullptr && Aligned32(y)) {
       if (quantize) {
-        PactForwardMaskAvx2<true>(x, y, mask, n, alpha, scale, step);
+        stream ? PactForwardMaskAvx2<true, true>(x, y, mask, n, alpha, scale, step)
+               : PactForwardMaskAvx2<true, false>(x, y, mask, n, alpha, scale, step);
       } else {
-        PactForwardMaskAvx2<false>(x, y, mask, n, alpha, scale, step);
+        stream ? PactForwardMaskAvx2<false, true>(x, y, mask, n, alpha, scale, step)
+               : PactForwardMaskAvx2<false, false>(x, y, mask, n, alpha, scale, step);
       }
       return;
     }
   }
 #endif
+  (void)stream;  // the portable loops store normally
   if (quantize) {
     if (mask != nullptr) {
       PactForwardLoop<T, true, true>(x, y, mask, n, alpha, scale, step);
@@ -267,7 +283,9 @@ double PactBackwardMaskLoop(const T* __restrict g, const PactMaskWord* __restric
 #if defined(__AVX2__)
 // The float backward from the mask, hand-vectorized: a group's byte becomes a lane mask by
 // broadcasting it and testing bit j in lane j. The two double accumulators are lanes 0-3 and
-// 4-7 of PactBackwardMaskLoop, added in the same order, so the sum is bit-identical.
+// 4-7 of PactBackwardMaskLoop, added in the same order, so the sum is bit-identical. grad_x
+// must be 32-byte aligned.
+template <bool kStream>
 double PactBackwardMaskAvx2(const float* __restrict g, const PactMaskWord* __restrict mask,
                             float* __restrict grad_x, int64_t n) {
   const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
@@ -284,11 +302,12 @@ double PactBackwardMaskAvx2(const float* __restrict g, const PactMaskWord* __res
     const __m256 above_mask = _mm256_castsi256_ps(
         _mm256_cmpeq_epi32(_mm256_and_si256(above_bits, lane_bit), lane_bit));
     const __m256 gv = _mm256_loadu_ps(g + i);
-    _mm256_storeu_ps(grad_x + i, _mm256_and_ps(gv, inside_mask));
+    StoreAligned8<kStream>(grad_x + i, _mm256_and_ps(gv, inside_mask));
     const __m256 above_g = _mm256_and_ps(gv, above_mask);
     low = _mm256_add_pd(low, _mm256_cvtps_pd(_mm256_castps256_ps128(above_g)));
     high = _mm256_add_pd(high, _mm256_cvtps_pd(_mm256_extractf128_ps(above_g, 1)));
   }
+  if (kStream) _mm_sfence();
   alignas(32) double lanes[kLanes];
   _mm256_store_pd(lanes, low);
   _mm256_store_pd(lanes + 4, high);
@@ -307,12 +326,16 @@ double PactBackwardMaskAvx2(const float* __restrict g, const PactMaskWord* __res
 
 template <typename T>
 double PactBackwardMask(const T* g, bool broadcast_g, const PactMaskWord* mask, T* grad_x,
-                        int64_t n) {
+                        int64_t n, bool stream) {
 #if defined(__AVX2__)
   if constexpr (sizeof(T) == sizeof(float)) {
-    if (!broadcast_g) return PactBackwardMaskAvx2(g, mask, grad_x, n);
+    if (!broadcast_g && Aligned32(grad_x)) {
+      return stream ? PactBackwardMaskAvx2<true>(g, mask, grad_x, n)
+                    : PactBackwardMaskAvx2<false>(g, mask, grad_x, n);
+    }
   }
 #endif
+  (void)stream;  // the portable loops store normally
   return broadcast_g ? PactBackwardMaskLoop<T, true>(g, mask, grad_x, n)
                      : PactBackwardMaskLoop<T, false>(g, mask, grad_x, n);
 }

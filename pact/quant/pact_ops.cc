@@ -1,7 +1,9 @@
 #include "pact/quant/pact_ops.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -98,7 +100,29 @@ double SumInOrder(const std::vector<double>& values) {
   return sum;
 }
 
-// The mask words of PactCodes::words (64-byte aligned by ATen's allocator).
+// The size of cpu0's level-3 cache from sysfs (glibc's sysconf reports the whole package on
+// some VMs: 320 MiB for a 32 MiB L3 here), else 32 MiB.
+int64_t LastLevelCacheBytes() {
+  static const int64_t bytes = [] {
+    std::ifstream in("/sys/devices/system/cpu/cpu0/cache/index3/size");
+    int64_t value = 0;
+    char unit = 0;
+    if (!(in >> value) || value <= 0) return int64_t{32} << 20;
+    if (in >> unit) value <<= unit == 'K' ? 10 : unit == 'M' ? 20 : unit == 'G' ? 30 : 0;
+    return value;
+  }();
+  return bytes;
+}
+
+std::atomic<int64_t> streaming_bytes_override{-1};
+
+// Whether the fused PACT kernels write an output of `bytes` with non-temporal stores.
+bool StreamOutput(int64_t bytes) {
+  const int64_t override_bytes = streaming_bytes_override.load(std::memory_order_relaxed);
+  return bytes >= (override_bytes >= 0 ? override_bytes : LastLevelCacheBytes());
+}
+
+// The mask words of PactCodes::words (CheckedCodeCount checks their alignment).
 kernels::PactMaskWord* MaskWords(const torch::Tensor& words) {
   return reinterpret_cast<kernels::PactMaskWord*>(words.data_ptr<uint8_t>());
 }
@@ -109,7 +133,8 @@ kernels::PactMaskWord* MaskWords(const torch::Tensor& words) {
 bool IsDenseLayout(const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides) {
   std::vector<size_t> order(sizes.size());
   for (size_t d = 0; d < order.size(); ++d) order[d] = d;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return strides[a] < strides[b]; });
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return strides[a] < strides[b]; });
   int64_t expected = 1;
   for (size_t d : order) {
     if (sizes[d] == 1) continue;
@@ -139,6 +164,10 @@ int64_t CheckedCodeCount(const PactCodes& codes) {
               codes.words.defined() ? codes.words.toString() + " of " +
                                           std::to_string(codes.words.numel()) + " elements"
                                     : std::string("an undefined tensor"));
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(codes.words.data_ptr()) %
+                      alignof(kernels::PactMaskWord) ==
+                  0,
+              "PACT codes: the words must start at an even address (a slice of them does not)");
   TORCH_CHECK(n == 0 || IsDenseLayout(codes.sizes, codes.strides), "PACT codes: sizes ",
               torch::IntArrayRef(codes.sizes), " with strides ",
               torch::IntArrayRef(codes.strides), " are not a dense layout");
@@ -203,12 +232,13 @@ std::pair<torch::Tensor, PactCodes> FusedPactForward(const torch::Tensor& x, dou
     const scalar_t* xp = src.data_ptr<scalar_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
     kernels::PactMaskWord* mp = with_codes ? MaskWords(codes.words) : nullptr;
+    const bool stream = with_codes && StreamOutput(y.nbytes());
     // Tasks are whole mask groups: each writes its own words.
     at::parallel_for(0, words, kGrain / kernels::kMaskGroup, [&](int64_t begin, int64_t end) {
       const int64_t first = begin * kernels::kMaskGroup;
       const int64_t last = std::min(n, end * kernels::kMaskGroup);
       k.pact_forward(xp + first, yp + first, mp == nullptr ? nullptr : mp + begin, last - first,
-                     alpha_s, scale, step, bits > 0);
+                     alpha_s, scale, step, bits > 0, stream);
     });
   });
   return {y, codes};
@@ -371,12 +401,17 @@ std::pair<torch::Tensor, torch::Tensor> PactBackwardFromCodesKernel(const torch:
     const scalar_t* gp = g.tensor.data_ptr<scalar_t>();
     const kernels::PactMaskWord* mp = MaskWords(codes.words);
     scalar_t* gxp = grad_x.data_ptr<scalar_t>();
+    const bool stream = StreamOutput(grad_x.nbytes());
     grad_alpha = SumInOrder(MapBlocks<double>(n, [&](int64_t b, int64_t e) {
       return k.pact_backward_mask(g.broadcast ? gp : gp + b, g.broadcast,
-                                  mp + b / kernels::kMaskGroup, gxp + b, e - b);
+                                  mp + b / kernels::kMaskGroup, gxp + b, e - b, stream);
     }));
   });
   return {grad_x, torch::scalar_tensor(grad_alpha, torch::dtype(dtype))};
+}
+
+int64_t SetPactStreamingBytes(int64_t bytes) {
+  return streaming_bytes_override.exchange(bytes);
 }
 
 torch::Tensor UnpackPactCodes(const PactCodes& codes) {

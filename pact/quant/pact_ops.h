@@ -83,6 +83,13 @@ std::pair<torch::Tensor, torch::Tensor> PactBackwardFromCodesKernel(const torch:
 // The codes as one kernels::kCode* byte per element, in y's layout (for tests and debugging).
 torch::Tensor UnpackPactCodes(const PactCodes& codes);
 
+// Outputs of at least this many bytes (y in the forward with codes, grad_x in the backward) are
+// written with non-temporal stores: they cannot stay in the last-level cache anyway, and a
+// normal store would first read each line in. Negative: the default, cpu0's L3 size (sysfs;
+// 32 MiB when unknown). Values are the same either way. For tests and benchmarks; returns the
+// previous setting.
+int64_t SetPactStreamingBytes(int64_t bytes);
+
 // True when `t` takes the fused kernels (a strided CPU float or double tensor); otherwise the
 // ops above run composed ATen ops.
 bool UsesFusedKernels(const torch::Tensor& t);

@@ -191,7 +191,17 @@ TEST_P(PactParamTest, QuantizedOutputHasAtMostTwoToTheKLevelsOnTheAlphaGrid) {
   EXPECT_EQ(*distinct.begin(), 0.0);
 }
 
-TEST_P(PactParamTest, DeterministicAcrossRunsThreadCountsAndKernelIsas) {
+// Restores the streaming-store threshold (SetPactStreamingBytes) on scope exit.
+class ScopedStreamingBytes {
+ public:
+  explicit ScopedStreamingBytes(int64_t bytes) : saved_(SetPactStreamingBytes(bytes)) {}
+  ~ScopedStreamingBytes() { SetPactStreamingBytes(saved_); }
+
+ private:
+  int64_t saved_;
+};
+
+TEST_P(PactParamTest, DeterministicAcrossRunsThreadCountsKernelIsasAndStores) {
   ScopedThreadsAndIsa restore;
   const std::vector<int64_t> shape = {(1 << 19) + 777};
   const torch::Tensor x = MakeInput(shape, dtype(), 1.7, 41);
@@ -201,13 +211,18 @@ TEST_P(PactParamTest, DeterministicAcrossRunsThreadCountsAndKernelIsas) {
   const std::vector<kernels::KernelIsa> isas = kernels::SupportedKernelIsas();
   for (kernels::KernelIsa isa : isas) {
     ASSERT_TRUE(kernels::SetKernelIsa(isa));
-    for (int threads : {1, 2, 2}) {
-      SCOPED_TRACE(::testing::Message() << kernels::ActiveKernels().isa << " threads " << threads);
-      at::set_num_threads(threads);
-      const PactResult again = RunFused(x, 1.7, bits(), grad);
-      EXPECT_TRUE(SameBits(first.y, again.y));
-      EXPECT_TRUE(SameBits(first.grad_x, again.grad_x));
-      EXPECT_TRUE(SameBits(first.grad_alpha, again.grad_alpha));
+    // Normal stores, then non-temporal stores for every output.
+    for (int64_t streaming_bytes : {int64_t{1} << 62, int64_t{0}}) {
+      const ScopedStreamingBytes streaming(streaming_bytes);
+      for (int threads : {1, 2, 2}) {
+        SCOPED_TRACE(::testing::Message() << kernels::ActiveKernels().isa << " threads " << threads
+                                          << " streaming from " << streaming_bytes << " bytes");
+        at::set_num_threads(threads);
+        const PactResult again = RunFused(x, 1.7, bits(), grad);
+        EXPECT_TRUE(SameBits(first.y, again.y));
+        EXPECT_TRUE(SameBits(first.grad_x, again.grad_x));
+        EXPECT_TRUE(SameBits(first.grad_alpha, again.grad_alpha));
+      }
     }
   }
 }
@@ -433,6 +448,9 @@ TEST(PactTest, RejectsCodesThatDoNotMatch) {
   PactCodes wrong_dtype = codes;
   wrong_dtype.words = codes.words.to(torch::kInt);
   EXPECT_THAT(message(wrong_dtype), HasSubstr("PactForwardWithCodesKernel returns for 24"));
+  PactCodes misaligned = codes;
+  misaligned.words = torch::zeros({7}, torch::kByte).slice(0, 1, 7);
+  EXPECT_THAT(message(misaligned), HasSubstr("even address"));
   PactCodes overlapping = codes;
   overlapping.strides = {1, 1};
   EXPECT_THAT(message(overlapping), HasSubstr("not a dense layout"));
