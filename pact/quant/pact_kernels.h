@@ -65,7 +65,7 @@ struct Kernels {
   // Writes mask[0, PactMaskWords(n)) unless `mask` is null; x[0] starts a group, so callers
   // split tensors at multiples of kMaskGroup. `stream`: write y with non-temporal stores, for
   // tensors bigger than the last-level cache, which a normal store would first read in (the
-  // AVX2 build honours it with the mask; values are the same either way).
+  // float kernels honour it when writing a mask; values are the same either way).
   void (*pact_forward)(const T* x, T* y, PactMaskWord* mask, int64_t n, T alpha, T scale,
                        T step, bool quantize, bool stream);
   // One block (n <= kReduceBlock, g[0] starting a group): grad_x = g where the mask says

@@ -8,10 +8,11 @@
 // code: selections are bit masks rather than branches, and reductions accumulate into a fixed
 // array of kLanes double partial sums (lane j takes elements j, j + kLanes, ...), which the
 // vectorizer may keep in registers without reordering any addition. The two hottest loops,
-// float PACT forward-with-mask and backward-from-mask, also have AVX2 intrinsic versions
-// (movemask and a per-lane bit test turn comparisons into mask bits and back in a few
-// instructions, which GCC does not find); they perform the same operations in the same order,
-// and pact_ops_test checks that both builds agree bit for bit.
+// float PACT forward-with-mask and backward-from-mask, also have intrinsic versions, AVX2 in the
+// AVX2 build and SSE2 (baseline x86-64) in the generic one: movemask and a per-lane bit test
+// turn comparisons into mask bits and back in a few instructions, which GCC does not find.
+// They perform the same operations in the same order, and pact_ops_test checks that both
+// builds agree bit for bit.
 #ifndef PACT_KERNEL_ISA
 #error "define PACT_KERNEL_ISA before including pact_kernels_impl.h"
 #endif
@@ -20,7 +21,10 @@
 
 #if defined(__AVX2__)
 #include <immintrin.h>
+#elif defined(__SSE2__)
+#include <emmintrin.h>
 #endif
+
 
 #include "pact/quant/pact_kernels.h"
 
@@ -213,7 +217,50 @@ void PactForwardMaskAvx2(const float* __restrict x, float* __restrict y,
   PactForwardLoop<float, kQuantize, true>(x + i, y + i, mask + i / kMaskGroup, n - i, alpha,
                                           scale, step);
 }
-#endif  // __AVX2__
+#elif defined(__SSE2__)
+// A 16-byte-aligned store of 4 floats; non-temporal when kStream.
+template <bool kStream>
+inline void StoreAligned4(float* p, __m128 v) {
+  if (kStream) {
+    _mm_stream_ps(p, v);
+  } else {
+    _mm_store_ps(p, v);
+  }
+}
+
+inline bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+// PactForwardMaskAvx2 with SSE2: two 4-lane halves per group, the same operations in the same
+// order (bit-identical to it and to PactForwardLoop). y must be 16-byte aligned.
+template <bool kQuantize, bool kStream>
+void PactForwardMaskSse2(const float* __restrict x, float* __restrict y,
+                         PactMaskWord* __restrict mask, int64_t n, float alpha, float scale,
+                         float step) {
+  const __m128 zero = _mm_setzero_ps();
+  const __m128 va = _mm_set1_ps(alpha);
+  const __m128 vscale = _mm_set1_ps(scale);
+  const __m128 vstep = _mm_set1_ps(step);
+  const __m128 magic = _mm_set1_ps(FloatTraits<float>::kRoundMagic);
+  int64_t i = 0;
+  for (; i + kMaskGroup <= n; i += kMaskGroup) {
+    unsigned ge0 = 0, ge_alpha = 0;
+    for (int u = 0; u < 2; ++u) {
+      const __m128 v = _mm_loadu_ps(x + i + 4 * u);
+      __m128 c = _mm_min_ps(va, _mm_max_ps(zero, v));
+      if (kQuantize) {
+        c = _mm_mul_ps(_mm_sub_ps(_mm_add_ps(_mm_mul_ps(c, vscale), magic), magic), vstep);
+      }
+      StoreAligned4<kStream>(y + i + 4 * u, c);
+      ge0 |= static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(v, zero))) << (4 * u);
+      ge_alpha |= static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(v, va))) << (4 * u);
+    }
+    mask[i / kMaskGroup] = static_cast<PactMaskWord>(ge0 | (ge_alpha << 8));
+  }
+  if (kStream) _mm_sfence();
+  PactForwardLoop<float, kQuantize, true>(x + i, y + i, mask + i / kMaskGroup, n - i, alpha,
+                                          scale, step);
+}
+#endif  // __AVX2__, __SSE2__
 
 template <typename T>
 void PactForward(const T* x, T* y, PactMaskWord* mask, int64_t n, T alpha, T scale, T step,
@@ -227,6 +274,19 @@ void PactForward(const T* x, T* y, PactMaskWord* mask, int64_t n, T alpha, T sca
       } else {
         stream ? PactForwardMaskAvx2<false, true>(x, y, mask, n, alpha, scale, step)
                : PactForwardMaskAvx2<false, false>(x, y, mask, n, alpha, scale, step);
+      }
+      return;
+    }
+  }
+#elif defined(__SSE2__)
+  if constexpr (sizeof(T) == sizeof(float)) {
+    if (mask != nullptr && Aligned16(y)) {
+      if (quantize) {
+        stream ? PactForwardMaskSse2<true, true>(x, y, mask, n, alpha, scale, step)
+               : PactForwardMaskSse2<true, false>(x, y, mask, n, alpha, scale, step);
+      } else {
+        stream ? PactForwardMaskSse2<false, true>(x, y, mask, n, alpha, scale, step)
+               : PactForwardMaskSse2<false, false>(x, y, mask, n, alpha, scale, step);
       }
       return;
     }
@@ -322,7 +382,47 @@ double PactBackwardMaskAvx2(const float* __restrict g, const PactMaskWord* __res
   }
   return SumLanes(lanes);
 }
-#endif  // __AVX2__
+#elif defined(__SSE2__)
+// PactBackwardMaskAvx2 with SSE2: four double accumulators hold lanes 0-1, 2-3, 4-5 and 6-7,
+// added in the same order (bit-identical). grad_x must be 16-byte aligned.
+template <bool kStream>
+double PactBackwardMaskSse2(const float* __restrict g, const PactMaskWord* __restrict mask,
+                            float* __restrict grad_x, int64_t n) {
+  const __m128i lane_bit[2] = {_mm_setr_epi32(1, 2, 4, 8), _mm_setr_epi32(16, 32, 64, 128)};
+  __m128d acc[4] = {_mm_setzero_pd(), _mm_setzero_pd(), _mm_setzero_pd(), _mm_setzero_pd()};
+  int64_t i = 0;
+  for (; i + kMaskGroup <= n; i += kMaskGroup) {
+    const unsigned word = mask[i / kMaskGroup];
+    const unsigned above = word >> 8;
+    const __m128i inside_bits = _mm_set1_epi32(static_cast<int>(word & ~above & 0xFFu));
+    const __m128i above_bits = _mm_set1_epi32(static_cast<int>(above));
+    for (int u = 0; u < 2; ++u) {
+      const __m128 inside_mask = _mm_castsi128_ps(
+          _mm_cmpeq_epi32(_mm_and_si128(inside_bits, lane_bit[u]), lane_bit[u]));
+      const __m128 above_mask = _mm_castsi128_ps(
+          _mm_cmpeq_epi32(_mm_and_si128(above_bits, lane_bit[u]), lane_bit[u]));
+      const __m128 gv = _mm_loadu_ps(g + i + 4 * u);
+      StoreAligned4<kStream>(grad_x + i + 4 * u, _mm_and_ps(gv, inside_mask));
+      const __m128 above_g = _mm_and_ps(gv, above_mask);
+      acc[2 * u] = _mm_add_pd(acc[2 * u], _mm_cvtps_pd(above_g));
+      acc[2 * u + 1] = _mm_add_pd(acc[2 * u + 1], _mm_cvtps_pd(_mm_movehl_ps(above_g, above_g)));
+    }
+  }
+  if (kStream) _mm_sfence();
+  alignas(16) double lanes[kLanes];
+  for (int k = 0; k < 4; ++k) _mm_store_pd(lanes + 2 * k, acc[k]);
+  if (i < n) {  // the last, partial group
+    const unsigned word = mask[i / kMaskGroup];
+    const unsigned above = word >> 8;
+    const unsigned inside = word & ~above & 0xFFu;
+    for (int j = 0; i + j < n; ++j) {
+      grad_x[i + j] = (inside >> j) & 1u ? g[i + j] : 0.0f;
+      if ((above >> j) & 1u) lanes[j] += static_cast<double>(g[i + j]);
+    }
+  }
+  return SumLanes(lanes);
+}
+#endif  // __AVX2__, __SSE2__
 
 template <typename T>
 double PactBackwardMask(const T* g, bool broadcast_g, const PactMaskWord* mask, T* grad_x,
@@ -332,6 +432,13 @@ double PactBackwardMask(const T* g, bool broadcast_g, const PactMaskWord* mask, 
     if (!broadcast_g && Aligned32(grad_x)) {
       return stream ? PactBackwardMaskAvx2<true>(g, mask, grad_x, n)
                     : PactBackwardMaskAvx2<false>(g, mask, grad_x, n);
+    }
+  }
+#elif defined(__SSE2__)
+  if constexpr (sizeof(T) == sizeof(float)) {
+    if (!broadcast_g && Aligned16(grad_x)) {
+      return stream ? PactBackwardMaskSse2<true>(g, mask, grad_x, n)
+                    : PactBackwardMaskSse2<false>(g, mask, grad_x, n);
     }
   }
 #endif
