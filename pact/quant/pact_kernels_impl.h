@@ -25,7 +25,6 @@
 #include <emmintrin.h>
 #endif
 
-
 #include "pact/quant/pact_kernels.h"
 
 #define PACT_KERNEL_STRINGIFY_INNER(x) #x
@@ -206,7 +205,8 @@ void PactForwardMaskAvx2(const float* __restrict x, float* __restrict y,
                           vstep);
       }
       StoreAligned8<kStream>(y + i + 8 * u, c);
-      const auto ge0 = static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_GE_OQ)));
+      const auto ge0 =
+          static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_GE_OQ)));
       const auto ge_alpha =
           static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, va, _CMP_GE_OQ)));
       words |= (ge0 | (ge_alpha << 8)) << (16 * u);
