@@ -48,6 +48,25 @@ Layout LayoutOf(const torch::Tensor& x) {
   return Layout{!x.is_contiguous(), x.size(0), x.size(1), x.size(2) * x.size(3)};
 }
 
+// An elementwise pass over l in parallel, in ATen-sized tasks: rows_fn(offset, rows) on runs of
+// whole NHWC rows, or plane_fn(offset, channel) on each NCHW plane of hw values.
+template <typename RowsFn, typename PlaneFn>
+void ForEachElementwiseChunk(const Layout& l, const RowsFn& rows_fn, const PlaneFn& plane_fn) {
+  const int64_t c = l.c;
+  if (l.nhwc) {
+    at::parallel_for(0, l.rows(), std::max<int64_t>(1, kGrain / c),
+                     [&](int64_t b, int64_t e) { rows_fn(b * c, e - b); });
+    return;
+  }
+  const int64_t hw = l.hw;
+  at::parallel_for(0, l.n * c, std::max<int64_t>(1, kGrain / std::max<int64_t>(hw, 1)),
+                   [&](int64_t begin, int64_t end) {
+                     for (int64_t plane = begin; plane < end; ++plane) {
+                       plane_fn(plane * hw, plane % c);
+                     }
+                   });
+}
+
 // Runs fn(partial, begin_row, end_row) on every NHWC reduction block in parallel, each with its
 // own zeroed `width` doubles of per-channel partial sums, then adds the blocks' partials into
 // `sums` in block order (deterministic for any number of threads).
@@ -174,25 +193,17 @@ torch::Tensor ApplyForward(const torch::Tensor& x, const torch::Tensor& residual
     const scalar_t* rp = residual.defined() ? residual.data_ptr<scalar_t>() : nullptr;
     scalar_t* yp = y.data_ptr<scalar_t>();
     uint8_t* cp = codes != nullptr ? codes->data_ptr<uint8_t>() : nullptr;
-    if (l.nhwc) {
-      at::parallel_for(0, l.rows(), std::max<int64_t>(1, kGrain / c), [&](int64_t b, int64_t e) {
-        const int64_t off = b * c;
-        k.bn_act_forward_nhwc(xp + off, rp == nullptr ? nullptr : rp + off, yp + off,
-                              cp == nullptr ? nullptr : cp + off, e - b, c, scale.data(),
-                              shift.data(), clip);
-      });
-    } else {
-      const int64_t hw = l.hw;
-      at::parallel_for(0, l.n * c, std::max<int64_t>(1, kGrain / std::max<int64_t>(hw, 1)),
-                       [&](int64_t begin, int64_t end) {
-                         for (int64_t plane = begin; plane < end; ++plane) {
-                           const int64_t ch = plane % c, off = plane * hw;
-                           k.bn_act_forward(xp + off, rp == nullptr ? nullptr : rp + off,
-                                            yp + off, cp == nullptr ? nullptr : cp + off, hw,
-                                            scale[ch], shift[ch], clip);
-                         }
-                       });
-    }
+    ForEachElementwiseChunk(
+        l,
+        [&](int64_t off, int64_t rows) {
+          k.bn_act_forward_nhwc(xp + off, rp == nullptr ? nullptr : rp + off, yp + off,
+                                cp == nullptr ? nullptr : cp + off, rows, c, scale.data(),
+                                shift.data(), clip);
+        },
+        [&](int64_t off, int64_t ch) {
+          k.bn_act_forward(xp + off, rp == nullptr ? nullptr : rp + off, yp + off,
+                           cp == nullptr ? nullptr : cp + off, l.hw, scale[ch], shift[ch], clip);
+        });
   });
   return y;
 }
@@ -286,23 +297,16 @@ struct BnActFunction : public torch::autograd::Function<BnActFunction> {
       }
       if (!need_x) return;
       scalar_t* gxp = grad_x.data_ptr<scalar_t>();
-      if (l.nhwc) {
-        at::parallel_for(0, l.rows(), std::max<int64_t>(1, kGrain / c), [&](int64_t b, int64_t e) {
-          const int64_t off = b * c;
-          k.bn_backward_apply_nhwc(gp + off, cp + off, xp + off, gxp + off, e - b, c, mp,
-                                   grad_mean.data(), kk.data(), ip, wp);
-        });
-      } else {
-        const int64_t hw = l.hw;
-        at::parallel_for(0, l.n * c, std::max<int64_t>(1, kGrain / std::max<int64_t>(hw, 1)),
-                         [&](int64_t begin, int64_t end) {
-                           for (int64_t plane = begin; plane < end; ++plane) {
-                             const int64_t ch = plane % c, off = plane * hw;
-                             k.bn_backward_apply(gp + off, cp + off, xp + off, gxp + off, hw,
-                                                 mp[ch], grad_mean[ch], kk[ch], ip[ch], wp[ch]);
-                           }
-                         });
-      }
+      ForEachElementwiseChunk(
+          l,
+          [&](int64_t off, int64_t rows) {
+            k.bn_backward_apply_nhwc(gp + off, cp + off, xp + off, gxp + off, rows, c, mp,
+                                     grad_mean.data(), kk.data(), ip, wp);
+          },
+          [&](int64_t off, int64_t ch) {
+            k.bn_backward_apply(gp + off, cp + off, xp + off, gxp + off, l.hw, mp[ch],
+                                grad_mean[ch], kk[ch], ip[ch], wp[ch]);
+          });
     });
     torch::Tensor alpha_grad;
     if (has_alpha) {
