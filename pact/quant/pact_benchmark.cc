@@ -17,7 +17,9 @@
 // implementation crosses the threshold is luck (fused PACT fwd+bwd holds 16.5 MB at its peak on
 // 128x16x32x32, ReLU exactly 16 MB). To measure the ops rather than the page faults the
 // benchmark keeps freed memory (mallopt below) for every implementation alike; set
-// PACT_BENCHMARK_GLIBC_MALLOC_DEFAULTS=1 to measure with the defaults instead.
+// PACT_BENCHMARK_GLIBC_MALLOC_DEFAULTS=1 to measure with the defaults instead. The fused ops
+// take their outputs from their own buffer cache (buffer_cache.h), part of what is measured:
+// it keeps their addresses stable from iteration to iteration, which glibc's heap does not.
 // On a shared machine compare rows of one run made with --benchmark_repetitions=N
 // --benchmark_enable_random_interleaving=true and read the _min aggregates: with another
 // process keeping a core busy, every 2-thread parallel region can wait a scheduler slice

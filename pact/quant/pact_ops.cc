@@ -12,6 +12,7 @@
 #include <torch/autograd.h>
 #include <torch/torch.h>
 
+#include "pact/quant/buffer_cache.h"
 #include "pact/quant/pact_kernels.h"
 
 namespace pact::quant {
@@ -215,12 +216,13 @@ std::pair<torch::Tensor, PactCodes> FusedPactForward(const torch::Tensor& x, dou
                                                      int64_t bits, bool with_codes) {
   const torch::Tensor src = Dense(x);
   const double a = PactAlpha(alpha, src.scalar_type());
-  torch::Tensor y = at::empty_like(src);  // keeps src's (dense) strides
+  // src's (dense) strides; the cache keeps y at a stable, likely still cached, address.
+  torch::Tensor y = EmptyFromBufferCache(src.sizes(), src.strides(), src.scalar_type());
   const int64_t n = src.numel();
   const int64_t words = kernels::PactMaskWords(n);
   PactCodes codes;
   if (with_codes) {
-    codes = {at::empty({2 * words}, src.options().dtype(torch::kByte)), y.sizes().vec(),
+    codes = {EmptyFromBufferCache({2 * words}, {1}, torch::kByte), y.sizes().vec(),
              y.strides().vec()};
   }
   const double levels = Levels(bits);
@@ -394,7 +396,7 @@ std::pair<torch::Tensor, torch::Tensor> PactBackwardFromCodesKernel(const torch:
   const torch::ScalarType dtype =
       grad_y.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
   const AlignedGrad g = AlignGrad(grad_y, codes.sizes, codes.strides, dtype);
-  torch::Tensor grad_x = at::empty_strided(codes.sizes, codes.strides, g.tensor.options());
+  torch::Tensor grad_x = EmptyFromBufferCache(codes.sizes, codes.strides, dtype);
   double grad_alpha = 0.0;
   AT_DISPATCH_FLOATING_TYPES(dtype, "pact_backward", [&] {
     const auto& k = kernels::ActiveKernels().get<scalar_t>();
@@ -435,7 +437,7 @@ std::pair<torch::Tensor, torch::Tensor> PactBackwardKernel(const torch::Tensor& 
   const torch::Tensor src = Dense(x);
   const double a = PactAlpha(alpha, src.scalar_type());
   const AlignedGrad g = AlignGrad(grad_y, src.sizes(), src.strides(), src.scalar_type());
-  torch::Tensor grad_x = at::empty_like(src);
+  torch::Tensor grad_x = EmptyFromBufferCache(src.sizes(), src.strides(), src.scalar_type());
   const int64_t n = src.numel();
   double grad_alpha = 0.0;
   AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "pact_backward", [&] {

@@ -27,7 +27,9 @@
 // at::parallel_for; every reduction (dL/dalpha, max|tanh w|, the DoReFa dot product) sums
 // fixed-size blocks in double and adds the blocks in order, so results are bitwise identical
 // for any thread count. Other devices (CUDA) and dtypes fall back to composed ATen ops with the
-// same semantics (their sums use ATen's own order).
+// same semantics (their sums use ATen's own order). The fused path takes its outputs (y, the
+// codes, dL/dx) from the buffer cache (buffer_cache.h), so a step that repeats reuses the
+// addresses, and the cached lines, of the step before.
 #ifndef PACT_QUANT_PACT_OPS_H_
 #define PACT_QUANT_PACT_OPS_H_
 

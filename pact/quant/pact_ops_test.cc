@@ -15,6 +15,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pact/quant/buffer_cache.h"
 #include "pact/quant/kernel_test_util.h"
 #include "pact/quant/pact_kernels.h"
 #include "pact/quant/reference_ops.h"
@@ -364,6 +365,26 @@ TEST(PactTest, NoGradForwardMatchesAutogradForward) {
   const PactResult r = RunFused(x, 2.0, 3, torch::ones_like(x));
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(torch::equal(Pact(x, torch::full({1}, 2.0f), 3), r.y));
+}
+
+TEST(PactTest, TrainingStepsReuseTheirOutputBuffers) {
+  // y, the codes and dL/dx come from the buffer cache (buffer_cache.h): once a step has run,
+  // the same step allocates no new large block.
+  const torch::Tensor x = MakeInput({64, 4096}, torch::kFloat, 2.0, 83).requires_grad_(true);
+  const torch::Tensor alpha = torch::full({1}, 2.0f).requires_grad_(true);
+  const torch::Tensor grad = Randn(x.sizes(), torch::kFloat, 84);
+  const auto step = [&] {
+    torch::Tensor y = Pact(x, alpha, 4);
+    y.backward(grad);
+    x.mutable_grad().reset();
+    alpha.mutable_grad().reset();
+  };
+  step();
+  const BufferCacheStats before = GetBufferCacheStats();
+  for (int i = 0; i < 3; ++i) step();
+  const BufferCacheStats after = GetBufferCacheStats();
+  EXPECT_EQ(after.misses, before.misses);
+  EXPECT_EQ(after.hits - before.hits, 3 * 3);  // y (1 MiB), codes (64 KiB), dL/dx (1 MiB)
 }
 
 // The kernels::kCode* each element of x should get against alpha (in x's dtype).
