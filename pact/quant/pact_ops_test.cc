@@ -370,6 +370,7 @@ TEST(PactTest, NoGradForwardMatchesAutogradForward) {
 TEST(PactTest, TrainingStepsReuseTheirOutputBuffers) {
   // y, the codes and dL/dx come from the buffer cache (buffer_cache.h): once a step has run,
   // the same step allocates no new large block.
+  EmptyBufferCache();
   const torch::Tensor x = MakeInput({64, 4096}, torch::kFloat, 2.0, 83).requires_grad_(true);
   const torch::Tensor alpha = torch::full({1}, 2.0f).requires_grad_(true);
   const torch::Tensor grad = Randn(x.sizes(), torch::kFloat, 84);
