@@ -109,8 +109,7 @@ TEST_F(BufferCacheTest, LimitBoundsWhatIsKept) {
   EXPECT_EQ(SetBufferCacheLimit(0), kMiB + kMiB / 2);
   EXPECT_EQ(GetBufferCacheStats().cached_blocks, 0);
   { at::Tensor c = Floats(kMiB); }
-  EXPECT_EQ(GetBufferCacheStats().cached_bytes,
-            0);  // a zero limit caches nothing
+  EXPECT_EQ(GetBufferCacheStats().cached_bytes, 0);  // a zero limit caches nothing
 }
 
 TEST_F(BufferCacheTest, EmptyFreesCachedBlocksOnly) {
@@ -142,8 +141,8 @@ TEST_F(BufferCacheTest, ConcurrentAllocateAndFree) {
   const BufferCacheStats after = GetBufferCacheStats();
   EXPECT_EQ((after.hits - before.hits) + (after.misses - before.misses), kThreads * kRounds);
   EXPECT_LE(after.cached_blocks, kThreads * 3);
-  EXPECT_LE(after.misses - before.misses,
-            kThreads * 3);  // at most one block per live tensor
+  // A miss makes a block; at most one tensor per thread is alive at a time, per size.
+  EXPECT_LE(after.misses - before.misses, kThreads * 3);
 }
 
 }  // namespace
