@@ -16,7 +16,7 @@
 //
 // Users: the fused PACT ops (pact_ops.cc). The fused BatchNorm + activation op keeps ATen's
 // allocator: with the cache a W4A4 ResNet-20 training step measured ~2% slower (three A/B pairs
-// of train_benchmark), as blocks held for one size are not there for the convolutions' others.
+// of train_benchmark), probably because blocks held for one size are unavailable to the others.
 #ifndef PACT_QUANT_BUFFER_CACHE_H_
 #define PACT_QUANT_BUFFER_CACHE_H_
 
