@@ -89,8 +89,8 @@ absl::StatusOr<std::shared_ptr<const InMemoryImageDataset>> MakeDataset(
 
 absl::Status CheckSplit(Split split) {
   if (split == SPLIT_TRAIN || split == SPLIT_TEST) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "split: must be SPLIT_TRAIN or SPLIT_TEST, got ", Split_Name(split)));
+  return absl::InvalidArgumentError(
+      absl::StrCat("split: must be SPLIT_TRAIN or SPLIT_TEST, got ", Split_Name(split)));
 }
 
 absl::StatusOr<std::shared_ptr<const Dataset>> BuildCifar10(const Cifar10Options& options,
@@ -101,8 +101,7 @@ absl::StatusOr<std::shared_ptr<const Dataset>> BuildCifar10(const Cifar10Options
         context.data_root.empty() ? kCifar10DefaultRoot : context.data_root, context.split,
         options));
   }
-  PACT_ASSIGN_OR_RETURN(std::shared_ptr<const InMemoryImageDataset> dataset,
-                        LoadCifar10(context));
+  PACT_ASSIGN_OR_RETURN(std::shared_ptr<const InMemoryImageDataset> dataset, LoadCifar10(context));
   LOG(INFO) << dataset->Describe();
   return std::shared_ptr<const Dataset>(std::move(dataset));
 }
@@ -146,10 +145,10 @@ absl::StatusOr<std::shared_ptr<const InMemoryImageDataset>> LoadCifar10(
   }
   if (folder.empty()) {
     return absl::NotFoundError(absl::StrCat(
-        "no CIFAR-10 ", SplitName(context.split), " files (", absl::StrJoin(names, ", "),
-        ") in ", candidates[0], " or ", root, "; download cifar-10-binary.tar.gz from ",
-        kCifar10Url, " and extract it into ", root,
-        " (it creates ", kCifar10Subfolder, "/), or set data_root to the folder that holds them"));
+        "no CIFAR-10 ", SplitName(context.split), " files (", absl::StrJoin(names, ", "), ") in ",
+        candidates[0], " or ", root, "; download cifar-10-binary.tar.gz from ", kCifar10Url,
+        " and extract it into ", root, " (it creates ", kCifar10Subfolder,
+        "/), or set data_root to the folder that holds them"));
   }
 
   const int64_t expected_size = records_per_file * kCifar10RecordBytes;
@@ -160,10 +159,10 @@ absl::StatusOr<std::shared_ptr<const InMemoryImageDataset>> LoadCifar10(
   for (const std::string& name : names) {
     const std::string path = JoinPath(folder, name);
     if (!PathExists(path)) {
-      return absl::NotFoundError(absl::StrCat(
-          path, " is missing (the ", SplitName(context.split), " split needs ",
-          absl::StrJoin(names, ", "), "); extract cifar-10-binary.tar.gz from ", kCifar10Url,
-          " into ", root, " again"));
+      return absl::NotFoundError(absl::StrCat(path, " is missing (the ", SplitName(context.split),
+                                              " split needs ", absl::StrJoin(names, ", "),
+                                              "); extract cifar-10-binary.tar.gz from ",
+                                              kCifar10Url, " into ", root, " again"));
     }
     PACT_ASSIGN_OR_RETURN(const std::string contents, ReadFile(path));
     const int64_t actual_size = static_cast<int64_t>(contents.size());
@@ -187,8 +186,7 @@ absl::StatusOr<std::shared_ptr<const InMemoryImageDataset>> Cifar10FromRecords(
   PACT_RETURN_IF_ERROR(CheckSplit(context.split));
   if (records.empty() || records.size() % kCifar10RecordBytes != 0) {
     return absl::DataLossError(absl::StrCat(source, ": expected a positive multiple of ",
-                                            kCifar10RecordBytes, " bytes, got ",
-                                            records.size()));
+                                            kCifar10RecordBytes, " bytes, got ", records.size()));
   }
   std::vector<uint8_t> pixels;
   std::vector<uint8_t> labels;
@@ -204,15 +202,16 @@ absl::Status DownloadCifar10IfMissing(const std::string& root, Split split,
   request.url = ArchiveUrl(options);
   request.destination = JoinPath(root, kCifar10ArchiveName);
   request.expected_md5 = std::string(md5);
-  request.manual_hint = absl::StrCat(
-      "to do it by hand, download ", request.url, " and extract it into ", root,
-      " (it creates ", kCifar10Subfolder, "/ with data_batch_1..5.bin and test_batch.bin), or "
-      "set data_root to the folder holding those files");
+  request.manual_hint =
+      absl::StrCat("to do it by hand, download ", request.url, " and extract it into ", root,
+                   " (it creates ", kCifar10Subfolder,
+                   "/ with data_batch_1..5.bin and test_batch.bin), or "
+                   "set data_root to the folder holding those files");
   PACT_RETURN_IF_ERROR(DownloadFile(request));
   LOG(INFO) << "cifar10: extracting " << request.destination << " into " << root;
   PACT_ASSIGN_OR_RETURN(const ExtractStats stats, ExtractArchive(request.destination, root));
-  LOG(INFO) << "cifar10: extracted " << stats.files << " files ("
-            << stats.skipped_existing << " already there)";
+  LOG(INFO) << "cifar10: extracted " << stats.files << " files (" << stats.skipped_existing
+            << " already there)";
   return absl::OkStatus();
 }
 

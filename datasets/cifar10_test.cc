@@ -26,12 +26,12 @@ namespace {
 
 using ::pact::datasets::testing::ArchiveEntry;
 using ::pact::datasets::testing::CifarRecords;
-using ::pact::datasets::testing::HttpTestServer;
-using ::pact::datasets::testing::MakeTarGz;
-using ::pact::datasets::testing::ScopedEnv;
 using ::pact::datasets::testing::FixtureLabel;
 using ::pact::datasets::testing::FixturePixel;
+using ::pact::datasets::testing::HttpTestServer;
+using ::pact::datasets::testing::MakeTarGz;
 using ::pact::datasets::testing::MakeTempDir;
+using ::pact::datasets::testing::ScopedEnv;
 using ::pact::datasets::testing::WriteFileOrFail;
 using ::testing::HasSubstr;
 
@@ -131,7 +131,8 @@ TEST(Cifar10Test, MissingFilesSayWhereToPutThem) {
   EXPECT_THAT(status.message(),
               HasSubstr("download cifar-10-binary.tar.gz from "
                         "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz and extract it "
-                        "into " + root));
+                        "into " +
+                        root));
 }
 
 TEST(Cifar10Test, DefaultRootIsDataCifar10) {

@@ -17,7 +17,8 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 TEST(DatasetRegistryTest, EveryChoiceIsLinked) {
-  EXPECT_THAT(GetDatasetRegistry().Names(), ElementsAre("cifar10", "fashion_mnist", "imagenet", "svhn", "synthetic"));
+  EXPECT_THAT(GetDatasetRegistry().Names(),
+              ElementsAre("cifar10", "fashion_mnist", "imagenet", "svhn", "synthetic"));
   EXPECT_THAT(DatasetRegistry::ChoiceNames(),
               ::testing::UnorderedElementsAreArray(GetDatasetRegistry().Names()));
 }
@@ -34,7 +35,10 @@ TEST(MakeDatasetContextTest, CopiesCommonFields) {
     data_root: "/data/x"
     split: SPLIT_TEST
     augment: true
-    normalize { mean: [ 0.1, 0.2 ] std: [ 0.3, 0.4 ] }
+    normalize {
+      mean: [ 0.1, 0.2 ]
+      std: [ 0.3, 0.4 ]
+    }
     synthetic {}
   )pb");
   const DatasetContext context = MakeDatasetContext(spec);
@@ -56,7 +60,8 @@ TEST(MakeDatasetContextTest, Defaults) {
 
 TEST(DatasetRegistryTest, SyntheticThroughTheRegistry) {
   const auto spec = ParseTextProtoOrDie<DatasetSpec>(
-      R"pb(split: SPLIT_TEST synthetic { num_examples: 10 channels: 1 height: 4 width: 4 })pb");
+      R"pb(split: SPLIT_TEST
+           synthetic { num_examples: 10 channels: 1 height: 4 width: 4 })pb");
   PACT_ASSERT_OK_AND_ASSIGN(auto dataset,
                             GetDatasetRegistry().Create(spec, MakeDatasetContext(spec)));
   EXPECT_EQ(dataset->size(), 10);

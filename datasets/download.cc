@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -56,9 +56,7 @@ std::string Megabytes(int64_t bytes) {
 }
 
 // `hint` as a sentence to append ("" stays "").
-std::string Hint(absl::string_view hint) {
-  return hint.empty() ? "" : absl::StrCat("; ", hint);
-}
+std::string Hint(absl::string_view hint) { return hint.empty() ? "" : absl::StrCat("; ", hint); }
 
 int64_t FileSize(const std::string& path) {
   struct stat st;
@@ -94,9 +92,9 @@ bool OnHeadersDone(Attempt* a) {
   int64_t keep = 0;  // bytes of the .part the body continues
   if (a->status == 206) {
     if (a->range_start < 0 || a->range_start > a->offset) {
-      a->local_error = absl::UnavailableError(absl::StrCat(
-          a->url, ": the server answered a request for bytes ", a->offset,
-          "- with a range starting at ", a->range_start));
+      a->local_error = absl::UnavailableError(
+          absl::StrCat(a->url, ": the server answered a request for bytes ", a->offset,
+                       "- with a range starting at ", a->range_start));
       return false;
     }
     keep = a->range_start;
@@ -112,9 +110,9 @@ bool OnHeadersDone(Attempt* a) {
   if (a->content_length > 0 && ::statvfs(a->folder.c_str(), &fs) == 0) {
     const int64_t available = static_cast<int64_t>(fs.f_bavail) * fs.f_frsize;
     if (available < a->content_length) {
-      a->local_error = absl::ResourceExhaustedError(absl::StrCat(
-          a->url, " needs ", Megabytes(a->content_length), " more but ", a->folder, " has ",
-          Megabytes(available), " free"));
+      a->local_error = absl::ResourceExhaustedError(
+          absl::StrCat(a->url, " needs ", Megabytes(a->content_length), " more but ", a->folder,
+                       " has ", Megabytes(available), " free"));
       return false;
     }
   }
@@ -165,8 +163,8 @@ size_t WriteCallback(char* data, size_t size, size_t count, void* user) {
   const size_t total = size * count;
   if (!Success(a->status) || !a->headers_done) {
     // An error page: keep its start for the message.
-    a->error_body.append(data, std::min(total, kErrorBodyBytes - std::min(kErrorBodyBytes,
-                                                                             a->error_body.size())));
+    a->error_body.append(
+        data, std::min(total, kErrorBodyBytes - std::min(kErrorBodyBytes, a->error_body.size())));
     return total;
   }
   size_t done = 0;
@@ -192,8 +190,7 @@ int ProgressCallback(void* user, curl_off_t total, curl_off_t now, curl_off_t, c
   const double seconds = absl::ToDoubleSeconds(t - a->start);
   LOG(INFO) << a->url << ": " << Megabytes(a->file_size)
             << (total > 0 ? absl::StrCat(" of ", Megabytes(a->offset + total)) : std::string())
-            << " (" << Megabytes(static_cast<int64_t>(now / std::max(seconds, 1e-3)))
-            << "/s)";
+            << " (" << Megabytes(static_cast<int64_t>(now / std::max(seconds, 1e-3))) << "/s)";
   return 0;
 }
 
@@ -315,50 +312,48 @@ absl::Status TransferWithRetries(const DownloadRequest& request, const std::stri
     const CURLcode code = RunAttempt(request, &a, &curl_error);
     ::close(a.fd);
     if (!a.local_error.ok()) {
-      return absl::Status(a.local_error.code(),
-                          absl::StrCat(a.local_error.message(), " (", part, ")",
-                                       Hint(request.manual_hint)));
+      return absl::Status(a.local_error.code(), absl::StrCat(a.local_error.message(), " (", part,
+                                                             ")", Hint(request.manual_hint)));
     }
     bool retry = false;
     if (code == CURLE_OK && Success(a.status)) return absl::OkStatus();
     if (code == CURLE_OK && a.status == 416 && a.offset > 0) {
       // Nothing left to send: the .part is whole if its size is the file's.
       if (a.range_total == a.offset) return absl::OkStatus();
-      LOG(WARNING) << part << " holds " << a.offset << " bytes but " << request.url
-                   << " has " << a.range_total << "; downloading it afresh";
+      LOG(WARNING) << part << " holds " << a.offset << " bytes but " << request.url << " has "
+                   << a.range_total << "; downloading it afresh";
       std::remove(part.c_str());
       last_error = absl::UnavailableError(absl::StrCat(request.url, ": HTTP 416"));
       retry = true;
     } else if (code == CURLE_OK) {
-      const std::string what = absl::StrCat(request.url, ": HTTP ", a.status,
-                                            ServerSays(a.error_body));
+      const std::string what =
+          absl::StrCat(request.url, ": HTTP ", a.status, ServerSays(a.error_body));
       if (a.status == 401 || a.status == 403) {
         return absl::PermissionDeniedError(
             absl::StrCat(what, Hint(request.permission_hint), Hint(request.manual_hint)));
       }
       if (a.status == 404 || a.status == 410) {
-        return absl::NotFoundError(absl::StrCat(what, "; check the URL",
-                                                Hint(request.manual_hint)));
+        return absl::NotFoundError(
+            absl::StrCat(what, "; check the URL", Hint(request.manual_hint)));
       }
       last_error = absl::UnavailableError(what);
       retry = a.status == 408 || a.status == 429 || a.status >= 500;
     } else {
-      last_error = absl::UnavailableError(
-          absl::StrCat("cannot download ", request.url, ": ", curl_error));
+      last_error =
+          absl::UnavailableError(absl::StrCat("cannot download ", request.url, ": ", curl_error));
       retry = a.written > 0 || RetryableCurlError(code);
     }
     if (!retry) {
-      return absl::UnavailableError(absl::StrCat(last_error.message(),
-                                                 Hint(request.manual_hint)));
+      return absl::UnavailableError(absl::StrCat(last_error.message(), Hint(request.manual_hint)));
     }
     if (attempt >= request.max_attempts) {
       const int64_t kept = std::max<int64_t>(0, FileSize(part));
-      return absl::UnavailableError(absl::StrCat(
-          last_error.message(), " (", attempt, " attempts)",
-          kept > 0 ? absl::StrCat("; the ", Megabytes(kept), " received are kept in ", part,
-                                  " and the next run resumes from there")
-                   : std::string(),
-          Hint(request.manual_hint)));
+      return absl::UnavailableError(
+          absl::StrCat(last_error.message(), " (", attempt, " attempts)",
+                       kept > 0 ? absl::StrCat("; the ", Megabytes(kept), " received are kept in ",
+                                               part, " and the next run resumes from there")
+                                : std::string(),
+                       Hint(request.manual_hint)));
     }
     LOG(WARNING) << last_error.message() << "; retrying in " << delay << " s (attempt "
                  << attempt + 1 << " of " << request.max_attempts << ")";
@@ -376,9 +371,11 @@ absl::Status DownloadFile(const DownloadRequest& request) {
     if (request.expected_md5.empty()) return absl::OkStatus();
     const absl::Status status = CheckMd5(destination, request.expected_md5);
     if (status.ok()) return status;
-    return absl::DataLossError(absl::StrCat(
-        status.message(), "; it was there before this download and is left alone: delete or "
-        "replace it", Hint(request.manual_hint)));
+    return absl::DataLossError(
+        absl::StrCat(status.message(),
+                     "; it was there before this download and is left alone: delete or "
+                     "replace it",
+                     Hint(request.manual_hint)));
   }
   const std::filesystem::path folder = std::filesystem::path(destination).parent_path();
   std::error_code error;
@@ -399,10 +396,11 @@ absl::Status DownloadFile(const DownloadRequest& request) {
     if (!status.ok()) {
       // Our own partial file: remove it, or every later run would fail the same way.
       std::remove(part.c_str());
-      return absl::DataLossError(absl::StrCat(
-          request.url, ": ", status.message(), "; deleted the bad download (a mirror or proxy "
-          "may have served a different file); run again to download it afresh",
-          Hint(request.manual_hint)));
+      return absl::DataLossError(
+          absl::StrCat(request.url, ": ", status.message(),
+                       "; deleted the bad download (a mirror or proxy "
+                       "may have served a different file); run again to download it afresh",
+                       Hint(request.manual_hint)));
     }
   }
   if (std::rename(part.c_str(), destination.c_str()) != 0) {
@@ -426,8 +424,8 @@ absl::StatusOr<ExtractStats> ExtractArchive(const std::string& archive_path,
     return absl::NotFoundError(absl::StrCat("archive ", archive_path, " does not exist"));
   }
   if (archive_read_open_filename(a, archive_path.c_str(), 1 << 20) != ARCHIVE_OK) {
-    return absl::DataLossError(absl::StrCat("cannot read archive ", archive_path, ": ",
-                                            archive_error_string(a)));
+    return absl::DataLossError(
+        absl::StrCat("cannot read archive ", archive_path, ": ", archive_error_string(a)));
   }
   ExtractStats stats;
   std::vector<char> buffer(1 << 20);
@@ -470,7 +468,8 @@ absl::StatusOr<ExtractStats> ExtractArchive(const std::string& archive_path,
     std::error_code error;
     if (type == AE_IFDIR) {
       std::filesystem::create_directories(out, error);
-      if (error) return absl::InternalError(absl::StrCat("cannot create ", out, ": ", error.message()));
+      if (error)
+        return absl::InternalError(absl::StrCat("cannot create ", out, ": ", error.message()));
       continue;
     }
     if (PathExists(out)) {
@@ -478,8 +477,9 @@ absl::StatusOr<ExtractStats> ExtractArchive(const std::string& archive_path,
       continue;
     }
     std::filesystem::create_directories(std::filesystem::path(out).parent_path(), error);
-    if (error) return absl::InternalError(absl::StrCat("cannot create the folder of ", out, ": ",
-                                                       error.message()));
+    if (error)
+      return absl::InternalError(
+          absl::StrCat("cannot create the folder of ", out, ": ", error.message()));
     const std::string temporary = out + ".pact-extracting";
     const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot create ", temporary));
@@ -541,15 +541,16 @@ HfToken FindHfToken() {
   if (!GetEnv("XDG_CACHE_HOME").empty()) {
     files.push_back(JoinPath(GetEnv("XDG_CACHE_HOME"), "huggingface/token"));
   }
-  if (!GetEnv("HOME").empty()) files.push_back(JoinPath(GetEnv("HOME"), ".cache/huggingface/token"));
+  if (!GetEnv("HOME").empty())
+    files.push_back(JoinPath(GetEnv("HOME"), ".cache/huggingface/token"));
   for (const std::string& file : files) {
     absl::StatusOr<std::string> contents = ReadFile(file);
     if (!contents.ok()) continue;
     const std::string token(absl::StripAsciiWhitespace(*contents));
     if (!token.empty()) return {token, file};
   }
-  result.source = absl::StrCat("env HF_TOKEN", files.empty() ? "" : " and ",
-                               absl::StrJoin(files, ", "));
+  result.source =
+      absl::StrCat("env HF_TOKEN", files.empty() ? "" : " and ", absl::StrJoin(files, ", "));
   return result;
 }
 

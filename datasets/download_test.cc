@@ -60,8 +60,8 @@ class DownloadTest : public ::testing::Test {
   }
 
   HttpTestServer server_;
-  const std::string dir_ = MakeTempDir(
-      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  const std::string dir_ =
+      MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
   const std::string payload_ = Payload(100000);
 };
 
@@ -234,12 +234,11 @@ TEST_F(DownloadTest, FollowsRedirectsAndSendsHeaders) {
 
 TEST(ExtractArchiveTest, ExtractsFilesAndFolders) {
   const std::string dir = MakeTempDir("extract");
-  WriteFileOrFail(dir + "/a.tar.gz", MakeTarGz({ArchiveEntry::Folder("top/"),
-                                                ArchiveEntry::File("top/one.txt", "one"),
-                                                ArchiveEntry::File("top/sub/two.bin",
-                                                                   std::string(70000, 'x')),
-                                                ArchiveEntry::File("top/empty", ""),
-                                                ArchiveEntry::Symlink("top/link", "one.txt")}));
+  WriteFileOrFail(dir + "/a.tar.gz",
+                  MakeTarGz({ArchiveEntry::Folder("top/"), ArchiveEntry::File("top/one.txt", "one"),
+                             ArchiveEntry::File("top/sub/two.bin", std::string(70000, 'x')),
+                             ArchiveEntry::File("top/empty", ""),
+                             ArchiveEntry::Symlink("top/link", "one.txt")}));
   auto stats = ExtractArchive(dir + "/a.tar.gz", dir + "/out");
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->files, 3);
@@ -298,8 +297,8 @@ TEST(ExtractArchiveTest, TruncatedArchiveIsDataLossAndLeavesNoPartialFile) {
   const std::string dir = MakeTempDir("extract_truncated");
   std::string big;
   for (int64_t i = 0; i < 300000; ++i) big.push_back(static_cast<char>((i * 7919) % 251));
-  const std::string archive = MakeTarGz({ArchiveEntry::File("first.txt", "first"),
-                                             ArchiveEntry::File("big.bin", big)});
+  const std::string archive =
+      MakeTarGz({ArchiveEntry::File("first.txt", "first"), ArchiveEntry::File("big.bin", big)});
   WriteFileOrFail(dir + "/a.tar.gz", archive.substr(0, archive.size() / 2));
   const absl::Status status = ExtractArchive(dir + "/a.tar.gz", dir + "/out").status();
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
@@ -310,18 +309,16 @@ TEST(ExtractArchiveTest, TruncatedArchiveIsDataLossAndLeavesNoPartialFile) {
 
 TEST(ExtractArchiveTest, MissingOrNonArchiveFiles) {
   const std::string dir = MakeTempDir("extract_bad");
-  EXPECT_EQ(ExtractArchive(dir + "/none.tar.gz", dir).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ExtractArchive(dir + "/none.tar.gz", dir).status().code(), absl::StatusCode::kNotFound);
   WriteFileOrFail(dir + "/junk.tar.gz", "\x1f\x8b this is not gzip");
-  EXPECT_EQ(ExtractArchive(dir + "/junk.tar.gz", dir).status().code(),
-            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(ExtractArchive(dir + "/junk.tar.gz", dir).status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(HfTokenTest, EnvironmentFirstThenTokenFiles) {
   const std::string dir = MakeTempDir("hf_token");
   ScopedEnv env;
-  for (const char* name : {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HOME",
-                           "XDG_CACHE_HOME"}) {
+  for (const char* name :
+       {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HOME", "XDG_CACHE_HOME"}) {
     env.Unset(name);
   }
   env.Set("HOME", dir);

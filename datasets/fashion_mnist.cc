@@ -43,19 +43,18 @@ absl::StatusOr<std::vector<int64_t>> ParseIdxHeader(absl::string_view data, absl
   }
   const uint32_t actual_magic = ReadBigEndian32(data, 0);
   if (actual_magic != magic) {
-    return absl::DataLossError(absl::StrCat(
-        name, ": bad IDX magic number ", actual_magic, ", expected ", magic, " (",
-        magic == kIdxImagesMagic ? "images, idx3-ubyte" : "labels, idx1-ubyte",
-        "); the file is corrupt or not the expected IDX file"));
+    return absl::DataLossError(
+        absl::StrCat(name, ": bad IDX magic number ", actual_magic, ", expected ", magic, " (",
+                     magic == kIdxImagesMagic ? "images, idx3-ubyte" : "labels, idx1-ubyte",
+                     "); the file is corrupt or not the expected IDX file"));
   }
   std::vector<int64_t> sizes;
   for (int i = 0; i < dims; ++i) sizes.push_back(ReadBigEndian32(data, 4 * (1 + i)));
   return sizes;
 }
 
-absl::Status CheckPayloadSize(absl::string_view data, absl::string_view name,
-                              int64_t header_bytes, int64_t payload_bytes,
-                              absl::string_view what) {
+absl::Status CheckPayloadSize(absl::string_view data, absl::string_view name, int64_t header_bytes,
+                              int64_t payload_bytes, absl::string_view what) {
   const int64_t expected = header_bytes + payload_bytes;
   const int64_t actual = static_cast<int64_t>(data.size());
   if (actual == expected) return absl::OkStatus();
@@ -80,8 +79,8 @@ absl::StatusOr<std::string> FindFile(const std::string& root, absl::string_view 
                                           root, " (or set data_root to their folder)"));
 }
 
-absl::StatusOr<std::shared_ptr<const Dataset>> BuildFashionMnist(
-    const FashionMnistOptions& options, const DatasetContext& context) {
+absl::StatusOr<std::shared_ptr<const Dataset>> BuildFashionMnist(const FashionMnistOptions& options,
+                                                                 const DatasetContext& context) {
   PACT_ASSIGN_OR_RETURN(std::shared_ptr<const InMemoryImageDataset> dataset,
                         LoadFashionMnist(context));
   LOG(INFO) << dataset->Describe();
@@ -109,16 +108,15 @@ absl::StatusOr<IdxImages> ParseIdxImages(absl::string_view data, absl::string_vi
                                             " images of ", images.rows, "x", images.cols,
                                             " (the file has ", data.size(), " bytes)"));
   }
-  PACT_RETURN_IF_ERROR(CheckPayloadSize(
-      data, name, 16, images.count * images.rows * images.cols,
-      absl::StrCat("16-byte header + ", images.count, " images of ", images.rows, "x",
-                   images.cols)));
+  PACT_RETURN_IF_ERROR(
+      CheckPayloadSize(data, name, 16, images.count * images.rows * images.cols,
+                       absl::StrCat("16-byte header + ", images.count, " images of ", images.rows,
+                                    "x", images.cols)));
   images.pixels.assign(data.begin() + 16, data.end());
   return images;
 }
 
-absl::StatusOr<std::vector<uint8_t>> ParseIdxLabels(absl::string_view data,
-                                                    absl::string_view name,
+absl::StatusOr<std::vector<uint8_t>> ParseIdxLabels(absl::string_view data, absl::string_view name,
                                                     int64_t num_classes) {
   PACT_ASSIGN_OR_RETURN(const std::vector<int64_t> sizes,
                         ParseIdxHeader(data, name, kIdxLabelsMagic, 1));
@@ -138,8 +136,7 @@ absl::StatusOr<std::vector<uint8_t>> ParseIdxLabels(absl::string_view data,
 absl::StatusOr<std::shared_ptr<const InMemoryImageDataset>> LoadFashionMnist(
     const DatasetContext& context) {
   PACT_RETURN_IF_ERROR(CheckSplit(context.split));
-  const std::string root =
-      context.data_root.empty() ? kFashionMnistDefaultRoot : context.data_root;
+  const std::string root = context.data_root.empty() ? kFashionMnistDefaultRoot : context.data_root;
   const absl::string_view prefix = context.split == SPLIT_TEST ? "t10k" : "train";
 
   PACT_ASSIGN_OR_RETURN(const std::string images_path,

@@ -47,8 +47,7 @@ struct IdxImages {
 absl::StatusOr<IdxImages> ParseIdxImages(absl::string_view data, absl::string_view name);
 
 // Parses a decompressed IDX1 label file; DataLoss as above, and for a label >= num_classes.
-absl::StatusOr<std::vector<uint8_t>> ParseIdxLabels(absl::string_view data,
-                                                    absl::string_view name,
+absl::StatusOr<std::vector<uint8_t>> ParseIdxLabels(absl::string_view data, absl::string_view name,
                                                     int64_t num_classes);
 
 // Loads the split of `context` from context.data_root (or kFashionMnistDefaultRoot).

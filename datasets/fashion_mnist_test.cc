@@ -137,9 +137,8 @@ TEST(FashionMnistTest, CountMismatchIsDataLossNamingBothFiles) {
                   GzipCompress(IdxLabels(FixtureLabels(kCount - 1))));
   const absl::Status status = LoadFashionMnist(Context(root)).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(status.message(),
-              HasSubstr(root + "/train-images-idx3-ubyte.gz has 6 images but " + root +
-                        "/train-labels-idx1-ubyte.gz has 5 labels"));
+  EXPECT_THAT(status.message(), HasSubstr(root + "/train-images-idx3-ubyte.gz has 6 images but " +
+                                          root + "/train-labels-idx1-ubyte.gz has 5 labels"));
 }
 
 TEST(FashionMnistTest, TruncatedImagesAreDataLossWithExpectedAndActualSize) {
@@ -203,8 +202,7 @@ TEST(FashionMnistTest, CorruptGzipIsDataLoss) {
   WriteFileOrFail(root + "/train-images-idx3-ubyte.gz", gz);
   const absl::Status status = LoadFashionMnist(Context(root)).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(status.message(),
-              HasSubstr(root + "/train-images-idx3-ubyte.gz: corrupt gzip data"));
+  EXPECT_THAT(status.message(), HasSubstr(root + "/train-images-idx3-ubyte.gz: corrupt gzip data"));
 }
 
 TEST(FashionMnistTest, TruncatedGzipIsDataLoss) {

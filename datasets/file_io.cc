@@ -107,10 +107,9 @@ absl::StatusOr<std::string> Gunzip(absl::string_view compressed, absl::string_vi
       }
       continue;
     }
-    status = absl::DataLossError(
-        absl::StrCat(name, ": corrupt gzip data (zlib: ",
-                     stream.msg != nullptr ? stream.msg : zError(rc),
-                     "); download the file again"));
+    status = absl::DataLossError(absl::StrCat(
+        name, ": corrupt gzip data (zlib: ", stream.msg != nullptr ? stream.msg : zError(rc),
+        "); download the file again"));
     break;
   }
   inflateEnd(&stream);

@@ -20,7 +20,7 @@ namespace pact::datasets::testing {
 class HttpTestServer {
  public:
   struct Resource {
-    int status = 200;      // e.g. 404, 401, 403, 500; 200 serves `body` (206 for a Range)
+    int status = 200;  // e.g. 404, 401, 403, 500; 200 serves `body` (206 for a Range)
     std::string body;
     bool ranges = true;    // false: ignore Range headers (always 200 with the whole body)
     std::string redirect;  // non-empty: answer 302 to this path

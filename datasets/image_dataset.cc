@@ -38,16 +38,15 @@ int64_t InMemoryImageDataset::Get(int64_t index, std::mt19937_64& rng, float* im
 std::string InMemoryImageDataset::Describe() const {
   std::string augment = "no augmentation";
   if (config_.augment) {
-    augment = absl::StrCat("augment: ", config_.pad, "-pixel zero padding + random ",
-                           config_.height, "x", config_.width, " crop",
-                           config_.flip ? " + horizontal flip" : "");
+    augment =
+        absl::StrCat("augment: ", config_.pad, "-pixel zero padding + random ", config_.height, "x",
+                     config_.width, " crop", config_.flip ? " + horizontal flip" : "");
   }
-  return absl::StrCat(config_.name, ": ", size(), " images ", config_.channels, "x",
-                      config_.height, "x", config_.width, ", ", config_.num_classes,
-                      " classes, normalized with mean [",
-                      absl::StrJoin(config_.normalization.mean, ", "), "] std [",
-                      absl::StrJoin(config_.normalization.std, ", "), "], ", augment, ", from ",
-                      config_.source);
+  return absl::StrCat(
+      config_.name, ": ", size(), " images ", config_.channels, "x", config_.height, "x",
+      config_.width, ", ", config_.num_classes, " classes, normalized with mean [",
+      absl::StrJoin(config_.normalization.mean, ", "), "] std [",
+      absl::StrJoin(config_.normalization.std, ", "), "], ", augment, ", from ", config_.source);
 }
 
 }  // namespace pact::datasets

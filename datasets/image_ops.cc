@@ -182,8 +182,7 @@ SourceBox ResizeCenterCropBox(int height, int width, int resize_size, int crop_s
   const int short_side = std::min(height, width);
   const int long_side = std::max(height, width);
   // int(size * long / short): Python float division, then truncation.
-  const int new_long =
-      static_cast<int>(static_cast<double>(resize_size) * long_side / short_side);
+  const int new_long = static_cast<int>(static_cast<double>(resize_size) * long_side / short_side);
   const int resized_h = height <= width ? resize_size : new_long;
   const int resized_w = height <= width ? new_long : resize_size;
   const double top = std::nearbyint((resized_h - crop_size) / 2.0);

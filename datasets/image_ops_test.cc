@@ -73,8 +73,10 @@ TEST(ResizeTest, ConstantImageStaysConstantForAnyBox) {
   const std::vector<uint8_t> image(50 * 40 * 3, 77);
   std::vector<float> scratch;
   for (const auto& [top, left, h, w, out_size] :
-       std::vector<std::tuple<double, double, double, double, int>>{
-           {0, 0, 50, 40, 13}, {3.7, 1.2, 20.5, 33.3, 64}, {0, 0, 50, 40, 224}, {49, 39, 1, 1, 5}}) {
+       std::vector<std::tuple<double, double, double, double, int>>{{0, 0, 50, 40, 13},
+                                                                    {3.7, 1.2, 20.5, 33.3, 64},
+                                                                    {0, 0, 50, 40, 224},
+                                                                    {49, 39, 1, 1, 5}}) {
     const ResizeAxis y = ComputeResizeAxis(50, top, h, out_size);
     const ResizeAxis x = ComputeResizeAxis(40, left, w, out_size);
     std::vector<uint8_t> out(out_size * out_size * 3);
@@ -111,7 +113,8 @@ TEST(ResizeTest, InterleavedChannelsResizeIndependently) {
     std::vector<uint8_t> plane(h * w), plane_out(out_h * out_w);
     for (int i = 0; i < h * w; ++i) plane[i] = rgb[i * 3 + c];
     ResizeInterleaved(plane.data(), h, w, 1, w, y, x, plane_out.data(), &scratch);
-    for (int i = 0; i < out_h * out_w; ++i) ASSERT_EQ(out[i * 3 + c], plane_out[i]) << c << " " << i;
+    for (int i = 0; i < out_h * out_w; ++i)
+      ASSERT_EQ(out[i * 3 + c], plane_out[i]) << c << " " << i;
   }
 }
 
@@ -216,7 +219,7 @@ TEST(ChooseScalingFactorTest, SmallestFactorKeepingTheBoxAtLeastTheTarget) {
   EXPECT_EQ(choose(448, 448), std::make_pair(1, 2));    // exactly twice: 1/2
   EXPECT_EQ(choose(300, 2000), std::make_pair(3, 4));   // the short side decides
   EXPECT_EQ(choose(224, 224), std::make_pair(1, 1));
-  EXPECT_EQ(choose(100, 100), std::make_pair(1, 1));    // never upscales in the decoder
+  EXPECT_EQ(choose(100, 100), std::make_pair(1, 1));  // never upscales in the decoder
 }
 
 TEST(ScaledSizeTest, RoundsUpLikeTjScaled) {

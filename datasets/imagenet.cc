@@ -76,19 +76,18 @@ std::string ManualLayout(const std::string& root) {
 absl::Status ValidateOptions(const ImagenetOptions& options) {
   if (options.image_size() < 1 || options.image_size() > kMaxImageSize) {
     return absl::InvalidArgumentError(absl::StrCat("imagenet.image_size: must be in 1..",
-                                                   kMaxImageSize, ", got ",
-                                                   options.image_size()));
+                                                   kMaxImageSize, ", got ", options.image_size()));
   }
   if (options.resize_size() < options.image_size() || options.resize_size() > kMaxImageSize) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "imagenet.resize_size: must be in image_size (", options.image_size(), ")..",
-        kMaxImageSize, ", got ", options.resize_size()));
+    return absl::InvalidArgumentError(absl::StrCat("imagenet.resize_size: must be in image_size (",
+                                                   options.image_size(), ")..", kMaxImageSize,
+                                                   ", got ", options.resize_size()));
   }
   if (!(options.min_crop_scale() > 0 && options.min_crop_scale() <= options.max_crop_scale() &&
         options.max_crop_scale() <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "imagenet.min_crop_scale, max_crop_scale: need 0 < min <= max <= 1, got ",
-        options.min_crop_scale(), ", ", options.max_crop_scale()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("imagenet.min_crop_scale, max_crop_scale: need 0 < min <= max <= 1, got ",
+                     options.min_crop_scale(), ", ", options.max_crop_scale()));
   }
   return absl::OkStatus();
 }
@@ -104,9 +103,10 @@ absl::StatusOr<std::string> HubEntryPath(absl::string_view split, absl::string_v
   const absl::string_view wnid =
       underscore == absl::string_view::npos ? absl::string_view() : stem.substr(underscore + 1);
   if (!IsWnid(wnid)) {
-    return absl::DataLossError(absl::StrCat(
-        archive, ": entry '", entry, "' does not end in _<wnid> (expected names like "
-        "n01440764_10026_n01440764.JPEG or ILSVRC2012_val_00000001_n01751748.JPEG)"));
+    return absl::DataLossError(
+        absl::StrCat(archive, ": entry '", entry,
+                     "' does not end in _<wnid> (expected names like "
+                     "n01440764_10026_n01440764.JPEG or ILSVRC2012_val_00000001_n01751748.JPEG)"));
   }
   return absl::StrCat(split, "/", wnid, "/", stem.substr(0, underscore), base.substr(dot));
 }
@@ -201,10 +201,8 @@ void ImagenetDataset::ReportUnusable(int64_t index, const absl::Status& status) 
   const int64_t n = unusable_.fetch_add(1, std::memory_order_relaxed) + 1;
   if (n > kLoggedUnusable && (n & (n - 1)) != 0) return;
   LOG(WARNING) << config_.name << ": cannot use " << path(index) << ": " << status.message()
-               << "; substituted a zero image with its label (" << n
-               << " unusable image(s) so far"
-               << (n == kLoggedUnusable ? "; from now on logged at every power of two" : "")
-               << ")";
+               << "; substituted a zero image with its label (" << n << " unusable image(s) so far"
+               << (n == kLoggedUnusable ? "; from now on logged at every power of two" : "") << ")";
 }
 
 int64_t ImagenetDataset::Get(int64_t index, std::mt19937_64& rng, float* image) const {
@@ -216,8 +214,8 @@ int64_t ImagenetDataset::Get(int64_t index, std::mt19937_64& rng, float* image) 
   absl::Status status;
   {
     absl::StatusOr<std::string> jpeg = ReadFile(path(index));
-    status = jpeg.ok() ? TransformJpeg(*jpeg, config_.transform, rng, &buffers, &flip)
-                       : jpeg.status();
+    status =
+        jpeg.ok() ? TransformJpeg(*jpeg, config_.transform, rng, &buffers, &flip) : jpeg.status();
   }
   if (!status.ok()) {
     ReportUnusable(index, status);
@@ -248,11 +246,10 @@ std::string ImagenetDataset::Describe() const {
       t.train ? absl::StrCat("random-resized-crop ", t.image_size, " (scale ", t.min_scale, "-",
                              t.max_scale, ", ratio 3/4-4/3) + horizontal flip")
               : absl::StrCat("resize ", t.resize_size, " + center crop ", t.image_size);
-  return absl::StrCat(config_.name, ": ", size(), " images of ", num_classes(),
-                      " classes, 3x", t.image_size, "x", t.image_size, ", ", augment,
-                      ", normalized with mean [", absl::StrJoin(config_.normalization.mean, ", "),
-                      "] std [", absl::StrJoin(config_.normalization.std, ", "), "], from ",
-                      config_.folder);
+  return absl::StrCat(config_.name, ": ", size(), " images of ", num_classes(), " classes, 3x",
+                      t.image_size, "x", t.image_size, ", ", augment, ", normalized with mean [",
+                      absl::StrJoin(config_.normalization.mean, ", "), "] std [",
+                      absl::StrJoin(config_.normalization.std, ", "), "], from ", config_.folder);
 }
 
 absl::StatusOr<std::shared_ptr<const ImagenetDataset>> LoadImagenet(
@@ -284,8 +281,8 @@ absl::StatusOr<std::shared_ptr<const ImagenetDataset>> LoadImagenet(
   PACT_ASSIGN_OR_RETURN(const std::vector<std::string> classes,
                         ListDir(index_folder, /*files=*/false));
   if (classes.empty()) {
-    return absl::NotFoundError(absl::StrCat("no class folders in ", index_folder, "; ",
-                                            ManualLayout(root)));
+    return absl::NotFoundError(
+        absl::StrCat("no class folders in ", index_folder, "; ", ManualLayout(root)));
   }
   if (classes.size() > 65535) {
     return absl::InvalidArgumentError(absl::StrCat(index_folder, " has ", classes.size(),
@@ -329,9 +326,10 @@ absl::StatusOr<std::shared_ptr<const ImagenetDataset>> LoadImagenet(
     }
     if (images == 0) {
       if (context.split == SPLIT_TRAIN) {
-        return absl::NotFoundError(absl::StrCat(
-            class_folder, ": empty class folder (no .JPEG/.jpg/.jpeg files); the extraction is "
-            "incomplete, or remove the folder to drop the class"));
+        return absl::NotFoundError(
+            absl::StrCat(class_folder,
+                         ": empty class folder (no .JPEG/.jpg/.jpeg files); the extraction is "
+                         "incomplete, or remove the folder to drop the class"));
       }
       empty.push_back(wnid);
     }
@@ -390,8 +388,9 @@ absl::Status DownloadImagenetFromHub(const std::string& root, Split split,
                << ") into " << cache << "; set imagenet.download: false to stop this";
   std::error_code error;
   std::filesystem::create_directories(cache, error);
-  if (error) return absl::PermissionDeniedError(absl::StrCat("cannot create ", cache, ": ",
-                                                             error.message()));
+  if (error)
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create ", cache, ": ", error.message()));
   for (const std::string& file : ImagenetHubFiles(split)) {
     const std::string name = file.substr(file.rfind('/') + 1);
     const std::string archive = JoinPath(cache, name);
@@ -404,15 +403,18 @@ absl::Status DownloadImagenetFromHub(const std::string& root, Split split,
       request.headers.push_back(absl::StrCat("Authorization: Bearer ", token.token));
     }
     request.permission_hint = absl::StrCat(
-        kImagenetHubRepo, " is gated: log in to https://huggingface.co, accept its terms at "
-        "https://huggingface.co/datasets/", kImagenetHubRepo, ", then run `huggingface-cli "
+        kImagenetHubRepo,
+        " is gated: log in to https://huggingface.co, accept its terms at "
+        "https://huggingface.co/datasets/",
+        kImagenetHubRepo,
+        ", then run `huggingface-cli "
         "login` or set HF_TOKEN to a token of that account (",
-        token.token.empty() ? absl::StrCat("no token found; looked in ", token.source)
-                            : absl::StrCat("the token from ", token.source,
-                                           " was refused or has no access"),
+        token.token.empty()
+            ? absl::StrCat("no token found; looked in ", token.source)
+            : absl::StrCat("the token from ", token.source, " was refused or has no access"),
         ")");
-    request.manual_hint = absl::StrCat("or ", ManualLayout(root),
-                                       " and set imagenet.download: false");
+    request.manual_hint =
+        absl::StrCat("or ", ManualLayout(root), " and set imagenet.download: false");
     PACT_RETURN_IF_ERROR(DownloadFile(request));
     // Marked before the first file lands in `folder`, so an interrupted extraction is
     // resumed; a failed download leaves no mark, so files put there by hand are used as is.

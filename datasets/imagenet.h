@@ -114,8 +114,8 @@ class ImagenetDataset final : public Dataset {
 // Lists the split of `context` under context.data_root (or kImagenetDefaultRoot); no
 // download. NotFound for a missing split folder (with instructions) or an empty train class;
 // InvalidArgument for bad options or a val class not in train/.
-absl::StatusOr<std::shared_ptr<const ImagenetDataset>> LoadImagenet(
-    const DatasetContext& context, const ImagenetOptions& options);
+absl::StatusOr<std::shared_ptr<const ImagenetDataset>> LoadImagenet(const DatasetContext& context,
+                                                                    const ImagenetOptions& options);
 
 // If <root>/train (SPLIT_TRAIN) or <root>/val (SPLIT_TEST) is missing, or an earlier run of
 // this left it incomplete: downloads the split's archives of ILSVRC/imagenet-1k from the Hub

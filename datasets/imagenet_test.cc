@@ -161,8 +161,8 @@ TEST(ImagenetTest, ValClassNotInTrainIsInvalidArgument) {
   WriteJpeg(root + "/val/n99/x.JPEG", 20, 20);
   const absl::Status status = LoadImagenet(Context(root, SPLIT_TEST), Options()).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(status.message(), HasSubstr(root + "/val/n99: class folder 'n99' is not in " +
-                                          root + "/train"));
+  EXPECT_THAT(status.message(),
+              HasSubstr(root + "/val/n99: class folder 'n99' is not in " + root + "/train"));
 }
 
 TEST(ImagenetTest, EmptyTrainClassIsAnErrorEmptyValClassIsNot) {
@@ -201,8 +201,7 @@ TEST(ImagenetTest, BadOptions) {
   ImagenetOptions scale = Options();
   scale.set_min_crop_scale(0.9);
   scale.set_max_crop_scale(0.5);
-  EXPECT_EQ(LoadImagenet(Context(root), scale).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadImagenet(Context(root), scale).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ImagenetTest, EvalIsAnExactCenterCropWhenNoResizeIsNeeded) {
@@ -253,7 +252,8 @@ TEST(ImagenetTest, DctScaledDecodingMatchesFullResolutionResampling) {
       std::vector<uint8_t> reference(224 * 224 * 3);
       std::vector<float> scratch;
       ResizeInterleaved(full.data(), 800, 1000, 3, 3000, y, x, reference.data(), &scratch);
-      EXPECT_LT(MeanAbsDiff(buffers.output, reference), 2.0) << "train " << train << " seed " << seed;
+      EXPECT_LT(MeanAbsDiff(buffers.output, reference), 2.0)
+          << "train " << train << " seed " << seed;
     }
   }
 }
@@ -322,7 +322,8 @@ TEST(ImagenetTest, UnusableImagesBecomeZeroImagesWithTheirLabelAndAreCounted) {
   const std::string root = SmallTree("imagenet_corrupt");
   WriteFileOrFail(root + "/train/n02/c.jpeg", "garbage, not a JPEG");
   WriteFileOrFail(root + "/train/n03/b.JPEG", std::string("\x89PNG\r\n\x1a\n", 8) + "IHDR");
-  PACT_ASSERT_OK_AND_ASSIGN(auto train, LoadImagenet(Context(root, SPLIT_TRAIN, true), Options(24, 24)));
+  PACT_ASSERT_OK_AND_ASSIGN(auto train,
+                            LoadImagenet(Context(root, SPLIT_TRAIN, true), Options(24, 24)));
   std::filesystem::remove(root + "/train/n01/z.JPEG");  // vanished after listing
   for (int64_t index : {1, 2, 3}) {
     int64_t label;
@@ -342,7 +343,8 @@ TEST(ImagenetTest, GetIsThreadSafeAndDeterministic) {
   for (int i = 0; i < 6; ++i) {
     WriteJpeg(absl::StrCat(root, "/train/n0", i % 2, "/", i, ".JPEG"), 120 + 10 * i, 90, i);
   }
-  PACT_ASSERT_OK_AND_ASSIGN(auto train, LoadImagenet(Context(root, SPLIT_TRAIN, true), Options(32, 32)));
+  PACT_ASSERT_OK_AND_ASSIGN(auto train,
+                            LoadImagenet(Context(root, SPLIT_TRAIN, true), Options(32, 32)));
   std::vector<std::vector<float>> reference;
   for (int64_t i = 0; i < train->size(); ++i) {
     int64_t label;
@@ -447,8 +449,9 @@ TEST_F(ImagenetHubTest, InterruptedTrainDownloadResumesWithTheMissingArchives) {
   EXPECT_FALSE(PathExists(root_ + "/hf_cache/train.incomplete"));
   EXPECT_TRUE(PathExists(root_ + "/hf_cache/train_images_0.tar.gz"));  // keep_archives
   for (int i = 0; i < 5; ++i) {
-    EXPECT_EQ(server_.RequestsFor(absl::StrCat(kHubPath, "data/train_images_", i, ".tar.gz")).size(),
-              i == 3 ? 2u : (i < 3 ? 1u : 1u))
+    EXPECT_EQ(
+        server_.RequestsFor(absl::StrCat(kHubPath, "data/train_images_", i, ".tar.gz")).size(),
+        i == 3 ? 2u : (i < 3 ? 1u : 1u))
         << i;
   }
   PACT_ASSERT_OK_AND_ASSIGN(auto train, LoadImagenet(Context(root_), options));

@@ -59,8 +59,8 @@ absl::StatusOr<JpegInfo> ReadJpegInfo(absl::string_view jpeg) {
   int width = 0, height = 0, subsamp = 0, colorspace = 0;
   if (tjDecompressHeader3(handle, Bytes(jpeg), static_cast<unsigned long>(jpeg.size()), &width,
                           &height, &subsamp, &colorspace) != 0) {
-    return absl::DataLossError(absl::StrCat("not a readable JPEG (", jpeg.size(),
-                                            " bytes): ", ErrorString(handle)));
+    return absl::DataLossError(
+        absl::StrCat("not a readable JPEG (", jpeg.size(), " bytes): ", ErrorString(handle)));
   }
   if (width < 1 || height < 1) {
     return absl::DataLossError(absl::StrCat("JPEG header gives size ", width, "x", height));
@@ -105,13 +105,13 @@ absl::Status DecodeJpegRgb(absl::string_view jpeg, const JpegInfo& info, Scaling
   const bool cmyk = info.color == JpegColor::kCmyk;
   std::vector<uint8_t>* out = cmyk ? scratch : rgb;
   out->resize(static_cast<size_t>(pixels) * (cmyk ? 4 : 3));
-  const int rc = tjDecompress2(handle, Bytes(jpeg), static_cast<unsigned long>(jpeg.size()),
-                               out->data(), width, /*pitch=*/0, height,
-                               cmyk ? TJPF_CMYK : TJPF_RGB, /*flags=*/0);
+  const int rc =
+      tjDecompress2(handle, Bytes(jpeg), static_cast<unsigned long>(jpeg.size()), out->data(),
+                    width, /*pitch=*/0, height, cmyk ? TJPF_CMYK : TJPF_RGB, /*flags=*/0);
   if (rc != 0) {
     if (tjGetErrorCode(handle) != TJERR_WARNING) {
-      return absl::DataLossError(absl::StrCat("cannot decode JPEG (", info.width, "x",
-                                              info.height, "): ", ErrorString(handle)));
+      return absl::DataLossError(absl::StrCat("cannot decode JPEG (", info.width, "x", info.height,
+                                              "): ", ErrorString(handle)));
     }
     VLOG(1) << "JPEG decoded with a warning: " << ErrorString(handle);
   }

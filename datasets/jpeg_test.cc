@@ -32,7 +32,8 @@ std::vector<uint8_t> Gradient(int w, int h) {
 int MaxDiff(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
   EXPECT_EQ(a.size(), b.size());
   int worst = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+    worst = std::max(worst, std::abs(a[i] - b[i]));
   return worst;
 }
 
@@ -159,7 +160,8 @@ TEST(JpegTest, DecodingIsThreadSafe) {
       std::vector<uint8_t> out, s;
       for (int i = 0; i < 50; ++i) {
         auto local = ReadJpegInfo(jpeg);
-        if (!local.ok() || !DecodeJpegRgb(jpeg, *local, {1, 1}, &out, &s).ok() || out != reference) {
+        if (!local.ok() || !DecodeJpegRgb(jpeg, *local, {1, 1}, &out, &s).ok() ||
+            out != reference) {
           ++mismatches[t];
         }
       }

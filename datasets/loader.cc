@@ -1,5 +1,7 @@
 #include "datasets/loader.h"
 
+#include <ATen/ops/empty.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -8,8 +10,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <ATen/ops/empty.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -76,8 +76,8 @@ absl::StatusOr<std::unique_ptr<DataLoader>> DataLoader::Create(
         absl::StrCat("batch_size: must be >= 1, got ", options.batch_size));
   }
   if (options.workers < 0 || options.workers > kMaxWorkers) {
-    return absl::InvalidArgumentError(absl::StrCat("workers: must be in [0, ", kMaxWorkers,
-                                                   "], got ", options.workers));
+    return absl::InvalidArgumentError(
+        absl::StrCat("workers: must be in [0, ", kMaxWorkers, "], got ", options.workers));
   }
   if (options.prefetch_batches < 1) {
     return absl::InvalidArgumentError(
@@ -114,8 +114,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, const LoaderOptio
       options_(options),
       shape_(dataset_->image_shape()),
       image_floats_(ImageFloats(shape_)),
-      shard_size_(ShardSize(dataset_->size(), options.num_shards, options.shard_index,
-                            options.pad_shards)),
+      shard_size_(
+          ShardSize(dataset_->size(), options.num_shards, options.shard_index, options.pad_shards)),
       num_batches_(options.drop_last
                        ? shard_size_ / options.batch_size
                        : (shard_size_ + options.batch_size - 1) / options.batch_size) {
@@ -147,8 +147,8 @@ void DataLoader::StartEpoch(int64_t epoch) {
     std::iota(next->order.begin(), next->order.end(), int64_t{0});
   }
   if (options_.num_shards > 1) {
-    next->order = ShardOrder(next->order, options_.num_shards, options_.shard_index,
-                             options_.pad_shards);
+    next->order =
+        ShardOrder(next->order, options_.num_shards, options_.shard_index, options_.pad_shards);
   }
   std::map<int64_t, Batch> stale;  // freed after unlocking
   absl::MutexLock lock(&mu_);
@@ -192,8 +192,7 @@ bool DataLoader::Next(Batch* batch) {
 
 bool DataLoader::Produce(const Epoch& epoch, int64_t b, Batch* batch) const {
   const int64_t begin = b * options_.batch_size;
-  const int64_t n =
-      std::min(options_.batch_size, static_cast<int64_t>(epoch.order.size()) - begin);
+  const int64_t n = std::min(options_.batch_size, static_cast<int64_t>(epoch.order.size()) - begin);
   DCHECK_GT(n, 0);
   // at::empty throws only when out of memory; in a worker that terminates the process, which
   // is what it would do anyway.
@@ -221,9 +220,8 @@ void DataLoader::WorkerLoop() {
       absl::MutexLock lock(&mu_);
       const auto has_work = [this]() {
         mu_.AssertHeld();
-        return shutdown_ ||
-               (epoch_ != nullptr && next_to_produce_ < num_batches_ &&
-                next_to_produce_ - next_to_deliver_ < options_.prefetch_batches);
+        return shutdown_ || (epoch_ != nullptr && next_to_produce_ < num_batches_ &&
+                             next_to_produce_ - next_to_deliver_ < options_.prefetch_batches);
       };
       mu_.Await(absl::Condition(&has_work));
       if (shutdown_) return;

@@ -14,14 +14,14 @@
 #ifndef PACT_DATASETS_LOADER_H_
 #define PACT_DATASETS_LOADER_H_
 
+#include <ATen/core/Tensor.h>  // torch::Tensor is at::Tensor; this header is far lighter
+
 #include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <thread>
 #include <vector>
-
-#include <ATen/core/Tensor.h>  // torch::Tensor is at::Tensor; this header is far lighter
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -120,9 +120,9 @@ class DataLoader {
 
   mutable absl::Mutex mu_;
   std::shared_ptr<const Epoch> epoch_ ABSL_GUARDED_BY(mu_);  // null before StartEpoch
-  int64_t next_to_produce_ ABSL_GUARDED_BY(mu_) = 0;  // first batch no worker has claimed
-  int64_t next_to_deliver_ ABSL_GUARDED_BY(mu_) = 0;  // batch Next returns next
-  std::map<int64_t, Batch> ready_ ABSL_GUARDED_BY(mu_);  // finished, not yet delivered
+  int64_t next_to_produce_ ABSL_GUARDED_BY(mu_) = 0;         // first batch no worker has claimed
+  int64_t next_to_deliver_ ABSL_GUARDED_BY(mu_) = 0;         // batch Next returns next
+  std::map<int64_t, Batch> ready_ ABSL_GUARDED_BY(mu_);      // finished, not yet delivered
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
 };

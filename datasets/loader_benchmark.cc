@@ -81,7 +81,8 @@ std::shared_ptr<const Dataset> ImagenetTrainSet() {
                              /*subsample_chroma=*/true);
       CHECK(jpeg.ok()) << jpeg.status();
       bytes += static_cast<int64_t>(jpeg->size());
-      const std::filesystem::path folder = root / "train" / ("n0" + std::to_string(1000000 + i % kClasses));
+      const std::filesystem::path folder =
+          root / "train" / ("n0" + std::to_string(1000000 + i % kClasses));
       std::filesystem::create_directories(folder);
       std::ofstream(folder / (std::to_string(i) + ".JPEG"), std::ios::binary) << *jpeg;
     }
@@ -120,15 +121,14 @@ void RunLoader(benchmark::State& state, std::shared_ptr<const Dataset> dataset,
     benchmark::DoNotOptimize(batch.images.data_ptr());
   }
   state.SetItemsProcessed(images);
-  state.counters["img/s"] = benchmark::Counter(static_cast<double>(images),
-                                               benchmark::Counter::kIsRate);
+  state.counters["img/s"] =
+      benchmark::Counter(static_cast<double>(images), benchmark::Counter::kIsRate);
 }
 
 void BM_Cifar10Train(benchmark::State& state) { RunLoader(state, TrainSet(), 128); }
 void BM_ImagenetTrain(benchmark::State& state) { RunLoader(state, ImagenetTrainSet(), 32); }
 // Real time: with workers the calling thread mostly waits, so its CPU time says nothing.
-BENCHMARK(BM_Cifar10Train)->ArgName("workers")->Arg(0)->Arg(1)->Arg(2)->UseRealTime()
-    ->MinTime(2.0);
+BENCHMARK(BM_Cifar10Train)->ArgName("workers")->Arg(0)->Arg(1)->Arg(2)->UseRealTime()->MinTime(2.0);
 BENCHMARK(BM_ImagenetTrain)->ArgName("workers")->Arg(1)->Arg(2)->UseRealTime()->MinTime(3.0);
 
 }  // namespace

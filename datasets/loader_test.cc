@@ -1,5 +1,7 @@
 #include "datasets/loader.h"
 
+#include <torch/types.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -8,8 +10,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include <torch/types.h>
 
 #include "absl/status/status.h"
 #include "datasets/dataset.h"

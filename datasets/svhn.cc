@@ -70,21 +70,36 @@ using VarPtr = std::unique_ptr<matvar_t, VarFreer>;
 
 const char* ClassName(matio_classes c) {
   switch (c) {
-    case MAT_C_DOUBLE: return "double";
-    case MAT_C_SINGLE: return "single";
-    case MAT_C_INT8: return "int8";
-    case MAT_C_UINT8: return "uint8";
-    case MAT_C_INT16: return "int16";
-    case MAT_C_UINT16: return "uint16";
-    case MAT_C_INT32: return "int32";
-    case MAT_C_UINT32: return "uint32";
-    case MAT_C_INT64: return "int64";
-    case MAT_C_UINT64: return "uint64";
-    case MAT_C_CHAR: return "char";
-    case MAT_C_CELL: return "cell";
-    case MAT_C_STRUCT: return "struct";
-    case MAT_C_SPARSE: return "sparse";
-    default: return "other";
+    case MAT_C_DOUBLE:
+      return "double";
+    case MAT_C_SINGLE:
+      return "single";
+    case MAT_C_INT8:
+      return "int8";
+    case MAT_C_UINT8:
+      return "uint8";
+    case MAT_C_INT16:
+      return "int16";
+    case MAT_C_UINT16:
+      return "uint16";
+    case MAT_C_INT32:
+      return "int32";
+    case MAT_C_UINT32:
+      return "uint32";
+    case MAT_C_INT64:
+      return "int64";
+    case MAT_C_UINT64:
+      return "uint64";
+    case MAT_C_CHAR:
+      return "char";
+    case MAT_C_CELL:
+      return "cell";
+    case MAT_C_STRUCT:
+      return "struct";
+    case MAT_C_SPARSE:
+      return "sparse";
+    default:
+      return "other";
   }
 }
 
@@ -113,9 +128,9 @@ absl::Status ConvertLabels(const void* data, int64_t count, const std::string& p
   for (int64_t i = 0; i < count; ++i) {
     const double v = static_cast<double>(values[i]);
     if (!(v >= 1 && v <= 10 && v == std::floor(v))) {
-      return absl::DataLossError(absl::StrCat(
-          path, ": variable 'y': label ", i, " (y(", i + 1, ") in MATLAB) is ", v,
-          ", expected an integer in 1..10 (10 is the digit 0)"));
+      return absl::DataLossError(
+          absl::StrCat(path, ": variable 'y': label ", i, " (y(", i + 1, ") in MATLAB) is ", v,
+                       ", expected an integer in 1..10 (10 is the digit 0)"));
     }
     (*labels)[i] = static_cast<uint8_t>(static_cast<int>(v) % 10);
   }
@@ -125,16 +140,26 @@ absl::Status ConvertLabels(const void* data, int64_t count, const std::string& p
 absl::Status ReadLabels(const matvar_t& y, int64_t count, const std::string& path,
                         std::vector<uint8_t>* labels) {
   switch (y.class_type) {
-    case MAT_C_DOUBLE: return ConvertLabels<double>(y.data, count, path, labels);
-    case MAT_C_SINGLE: return ConvertLabels<float>(y.data, count, path, labels);
-    case MAT_C_INT8: return ConvertLabels<int8_t>(y.data, count, path, labels);
-    case MAT_C_UINT8: return ConvertLabels<uint8_t>(y.data, count, path, labels);
-    case MAT_C_INT16: return ConvertLabels<int16_t>(y.data, count, path, labels);
-    case MAT_C_UINT16: return ConvertLabels<uint16_t>(y.data, count, path, labels);
-    case MAT_C_INT32: return ConvertLabels<int32_t>(y.data, count, path, labels);
-    case MAT_C_UINT32: return ConvertLabels<uint32_t>(y.data, count, path, labels);
-    case MAT_C_INT64: return ConvertLabels<int64_t>(y.data, count, path, labels);
-    case MAT_C_UINT64: return ConvertLabels<uint64_t>(y.data, count, path, labels);
+    case MAT_C_DOUBLE:
+      return ConvertLabels<double>(y.data, count, path, labels);
+    case MAT_C_SINGLE:
+      return ConvertLabels<float>(y.data, count, path, labels);
+    case MAT_C_INT8:
+      return ConvertLabels<int8_t>(y.data, count, path, labels);
+    case MAT_C_UINT8:
+      return ConvertLabels<uint8_t>(y.data, count, path, labels);
+    case MAT_C_INT16:
+      return ConvertLabels<int16_t>(y.data, count, path, labels);
+    case MAT_C_UINT16:
+      return ConvertLabels<uint16_t>(y.data, count, path, labels);
+    case MAT_C_INT32:
+      return ConvertLabels<int32_t>(y.data, count, path, labels);
+    case MAT_C_UINT32:
+      return ConvertLabels<uint32_t>(y.data, count, path, labels);
+    case MAT_C_INT64:
+      return ConvertLabels<int64_t>(y.data, count, path, labels);
+    case MAT_C_UINT64:
+      return ConvertLabels<uint64_t>(y.data, count, path, labels);
     default:
       return absl::DataLossError(absl::StrCat(path, ": variable 'y' is ", DescribeVar(y),
                                               ", expected a numeric ", count, "x1 array"));
@@ -154,8 +179,8 @@ absl::Status CheckSplit(Split split) {
 absl::StatusOr<int> OutputSize(const SvhnOptions& options) {
   if (options.resize() == 0) return kSvhnSide;
   if (options.resize() < 1 || options.resize() > kMaxResize) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "svhn.resize: must be 0 (keep 32x32) or in 1..", kMaxResize, ", got ", options.resize()));
+    return absl::InvalidArgumentError(absl::StrCat("svhn.resize: must be 0 (keep 32x32) or in 1..",
+                                                   kMaxResize, ", got ", options.resize()));
   }
   return options.resize();
 }
@@ -191,8 +216,8 @@ absl::StatusOr<std::shared_ptr<const Dataset>> BuildSvhn(const SvhnOptions& opti
   PACT_RETURN_IF_ERROR(CheckSplit(context.split));
   if (options.download()) {
     const std::string root = context.data_root.empty() ? kSvhnDefaultRoot : context.data_root;
-    PACT_RETURN_IF_ERROR(DownloadMissingSvhnFiles(
-        root, SvhnFileNames(context.split, options.use_extra()), options));
+    PACT_RETURN_IF_ERROR(
+        DownloadMissingSvhnFiles(root, SvhnFileNames(context.split, options.use_extra()), options));
   }
   PACT_ASSIGN_OR_RETURN(std::shared_ptr<const SvhnDataset> dataset, LoadSvhn(context, options));
   LOG(INFO) << dataset->Describe();
@@ -225,16 +250,16 @@ absl::StatusOr<SvhnImages> ReadSvhnMat(const std::string& path) {
   MatioLastMessage().clear();
   std::unique_ptr<mat_t, MatCloser> mat(Mat_Open(path.c_str(), MAT_ACC_RDONLY));
   if (mat == nullptr) {
-    return absl::DataLossError(absl::StrCat(
-        path, ": not a MATLAB .mat file that libmatio can read", MatioReason(),
-        "; the file is corrupt or truncated: delete it and download it again"));
+    return absl::DataLossError(
+        absl::StrCat(path, ": not a MATLAB .mat file that libmatio can read", MatioReason(),
+                     "; the file is corrupt or truncated: delete it and download it again"));
   }
   // Shapes and types first (cheap), so a wrong file fails before reading 1.6 GB.
   VarPtr x_info(Mat_VarReadInfo(mat.get(), "X"));
   if (x_info == nullptr) {
-    return absl::DataLossError(absl::StrCat(
-        path, ": no variable 'X' (expected X: uint8 32x32x3xN images); the file has: ",
-        VariableNames(mat.get())));
+    return absl::DataLossError(
+        absl::StrCat(path, ": no variable 'X' (expected X: uint8 32x32x3xN images); the file has: ",
+                     VariableNames(mat.get())));
   }
   const matvar_t& x = *x_info;
   if (x.class_type != MAT_C_UINT8 || x.isComplex || x.rank != 4 || x.dims[0] != kSvhnSide ||
@@ -246,15 +271,14 @@ absl::StatusOr<SvhnImages> ReadSvhnMat(const std::string& path) {
   const int64_t count = static_cast<int64_t>(x.dims[3]);
   VarPtr y_info(Mat_VarReadInfo(mat.get(), "y"));
   if (y_info == nullptr) {
-    return absl::DataLossError(absl::StrCat(path, ": no variable 'y' (expected y: ", count,
-                                            "x1 labels in 1..10); the file has: ",
-                                            VariableNames(mat.get())));
+    return absl::DataLossError(
+        absl::StrCat(path, ": no variable 'y' (expected y: ", count,
+                     "x1 labels in 1..10); the file has: ", VariableNames(mat.get())));
   }
   const matvar_t& y = *y_info;
-  const int64_t y_count =
-      y.rank == 2 && (y.dims[0] == 1 || y.dims[1] == 1)
-          ? static_cast<int64_t>(y.dims[0] * y.dims[1])
-          : -1;
+  const int64_t y_count = y.rank == 2 && (y.dims[0] == 1 || y.dims[1] == 1)
+                              ? static_cast<int64_t>(y.dims[0] * y.dims[1])
+                              : -1;
   if (!IsNumeric(y.class_type) || y.isComplex || y_count != count) {
     return absl::DataLossError(absl::StrCat(path, ": variable 'y' is ", DescribeVar(y),
                                             ", expected a numeric ", count,
@@ -276,8 +300,8 @@ absl::StatusOr<SvhnImages> ReadSvhnMat(const std::string& path) {
   std::shared_ptr<matvar_t> x_var(Mat_VarRead(mat.get(), "X"), VarFreer());
   if (x_var == nullptr || x_var->data == nullptr ||
       x_var->nbytes < static_cast<size_t>(count * kImageBytes)) {
-    return absl::DataLossError(absl::StrCat(path, ": cannot read variable 'X' (", count * kImageBytes,
-                                            " bytes)", MatioReason(),
+    return absl::DataLossError(absl::StrCat(path, ": cannot read variable 'X' (",
+                                            count * kImageBytes, " bytes)", MatioReason(),
                                             "; the file is truncated or corrupt"));
   }
   // X(r, c, ch, n) is at r + 32 c + 1024 ch + 3072 n: each image is contiguous with column-major
@@ -354,8 +378,10 @@ int64_t SvhnDataset::Get(int64_t index, std::mt19937_64& rng, float* image) cons
 std::string SvhnDataset::Describe() const {
   return absl::StrCat(
       config_.name, ": ", size(), " images 3x", config_.size, "x", config_.size,
-      config_.size != kSvhnSide ? " (32x32 resized, bilinear)" : "", ", 10 classes, normalized "
-      "with mean [", absl::StrJoin(config_.normalization.mean, ", "), "] std [",
+      config_.size != kSvhnSide ? " (32x32 resized, bilinear)" : "",
+      ", 10 classes, normalized "
+      "with mean [",
+      absl::StrJoin(config_.normalization.mean, ", "), "] std [",
       absl::StrJoin(config_.normalization.std, ", "), "], ",
       config_.augment ? "augment: brightness +-30, contrast x0.5..1.5" : "no augmentation",
       ", from ", config_.source);
@@ -377,13 +403,15 @@ absl::StatusOr<std::shared_ptr<const SvhnDataset>> LoadSvhn(const DatasetContext
   for (const std::string& name : names) {
     const std::string path = JoinPath(root, name);
     if (!PathExists(path)) {
-      return absl::NotFoundError(absl::StrCat(
-          path, " is missing (the ", context.split == SPLIT_TEST ? "test" : "train",
-          " split needs ", absl::StrJoin(names, " + "), "); download ", BaseUrl(options), "/",
-          name, " into ", root, " (svhn.download does it), or set data_root to the folder "
-          "holding the .mat files",
-          name == "extra_32x32.mat" ? ", or set svhn.use_extra: false to train on "
-                                      "train_32x32.mat alone" : ""));
+      return absl::NotFoundError(
+          absl::StrCat(path, " is missing (the ", context.split == SPLIT_TEST ? "test" : "train",
+                       " split needs ", absl::StrJoin(names, " + "), "); download ",
+                       BaseUrl(options), "/", name, " into ", root,
+                       " (svhn.download does it), or set data_root to the folder "
+                       "holding the .mat files",
+                       name == "extra_32x32.mat" ? ", or set svhn.use_extra: false to train on "
+                                                   "train_32x32.mat alone"
+                                                 : ""));
     }
     PACT_ASSIGN_OR_RETURN(SvhnImages images, ReadSvhnMat(path));
     parts.push_back(std::move(images));
@@ -408,10 +436,10 @@ absl::Status DownloadMissingSvhnFiles(const std::string& root,
     request.destination = path;
     auto it = md5s.find(name);
     request.expected_md5 = it != md5s.end() ? it->second : SvhnMd5(name);
-    request.manual_hint = absl::StrCat(
-        "to do it by hand, download ", request.url, " and put ", name, " into ", root,
-        " (or set svhn.download: false and data_root to a folder holding ",
-        absl::StrJoin(names, ", "), ")");
+    request.manual_hint =
+        absl::StrCat("to do it by hand, download ", request.url, " and put ", name, " into ", root,
+                     " (or set svhn.download: false and data_root to a folder holding ",
+                     absl::StrJoin(names, ", "), ")");
     PACT_RETURN_IF_ERROR(DownloadFile(request));
   }
   return absl::OkStatus();

@@ -70,8 +70,8 @@ absl::StatusOr<SvhnImages> ReadSvhnMat(const std::string& path);
 class SvhnDataset final : public Dataset {
  public:
   struct Config {
-    std::string name;    // "svhn train"
-    std::string source;  // for Describe
+    std::string name;      // "svhn train"
+    std::string source;    // for Describe
     int size = kSvhnSide;  // output side length (32 = no resize)
     ChannelNormalization normalization;
     bool augment = false;

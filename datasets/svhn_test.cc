@@ -6,8 +6,8 @@
 #include <cstring>
 #include <functional>
 #include <map>
-#include <set>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -83,9 +83,9 @@ void WriteMat(const std::string& path, const std::vector<Var>& vars, bool compre
   ASSERT_NE(mat, nullptr) << path;
   for (const Var& v : vars) {
     std::vector<size_t> dims = v.dims;
-    matvar_t* var = Mat_VarCreate(v.name.c_str(), v.class_type, v.data_type,
-                                  static_cast<int>(dims.size()), dims.data(),
-                                  const_cast<uint8_t*>(v.bytes.data()), 0);
+    matvar_t* var =
+        Mat_VarCreate(v.name.c_str(), v.class_type, v.data_type, static_cast<int>(dims.size()),
+                      dims.data(), const_cast<uint8_t*>(v.bytes.data()), 0);
     ASSERT_NE(var, nullptr);
     ASSERT_EQ(Mat_VarWrite(mat, var, compress ? MAT_COMPRESSION_ZLIB : MAT_COMPRESSION_NONE), 0);
     Mat_VarFree(var);
@@ -205,7 +205,9 @@ TEST(SvhnTest, AugmentationIsBrightnessThenContrastFromTheGenerator) {
     std::mt19937_64 rng(seed);
     const float delta = static_cast<float>(-30.0 + 60.0 * UniformUnit(rng));
     const float factor = static_cast<float>(0.5 + UniformUnit(rng));
-    const auto clip = [](float v) { return static_cast<uint8_t>(std::min(255.0f, std::max(0.0f, v))); };
+    const auto clip = [](float v) {
+      return static_cast<uint8_t>(std::min(255.0f, std::max(0.0f, v)));
+    };
     const uint8_t lo = clip(50 + delta), hi = clip(150 + delta);
     const float mean = (lo + hi) / 2.0f;
     const uint8_t want_lo = clip((lo - mean) * factor + mean);
@@ -225,8 +227,8 @@ TEST(SvhnTest, AugmentationIsBrightnessThenContrastFromTheGenerator) {
 TEST(SvhnTest, ThroughTheRegistry) {
   const std::string root = MakeTempDir("svhn_registry");
   WriteAllSplits(root);
-  const auto spec = ParseTextProtoOrDie<DatasetSpec>(absl::StrCat(
-      "data_root: '", root, "' split: SPLIT_TEST svhn { download: false }"));
+  const auto spec = ParseTextProtoOrDie<DatasetSpec>(
+      absl::StrCat("data_root: '", root, "' split: SPLIT_TEST svhn { download: false }"));
   PACT_ASSERT_OK_AND_ASSIGN(auto dataset,
                             GetDatasetRegistry().Create(spec, MakeDatasetContext(spec)));
   EXPECT_EQ(dataset->size(), 5);
@@ -241,7 +243,10 @@ struct BadFileCase {
 
 TEST(SvhnTest, WrongVariablesAreDataLossNamingFileAndVariable) {
   const std::vector<BadFileCase> cases = {
-      {"no_x", [] { return std::vector<Var>{LabelsVar({1, 2})}; },
+      {"no_x",
+       [] {
+         return std::vector<Var>{LabelsVar({1, 2})};
+       },
        "no variable 'X' (expected X: uint8 32x32x3xN images); the file has: y"},
       {"no_y", [] { return std::vector<Var>{ImagesVar(0, 2)}; },
        "no variable 'y' (expected y: 2x1 labels in 1..10); the file has: X"},
@@ -257,11 +262,20 @@ TEST(SvhnTest, WrongVariablesAreDataLossNamingFileAndVariable) {
          return std::vector<Var>{x, LabelsVar({1, 2})};
        },
        "variable 'X' is uint8 28x28x3x2, expected uint8 32x32x3xN"},
-      {"y_count", [] { return std::vector<Var>{ImagesVar(0, 2), LabelsVar({1, 2, 3})}; },
+      {"y_count",
+       [] {
+         return std::vector<Var>{ImagesVar(0, 2), LabelsVar({1, 2, 3})};
+       },
        "variable 'y' is double 3x1, expected a numeric 2x1 array"},
-      {"y_11", [] { return std::vector<Var>{ImagesVar(0, 2), LabelsVar({1, 11})}; },
+      {"y_11",
+       [] {
+         return std::vector<Var>{ImagesVar(0, 2), LabelsVar({1, 11})};
+       },
        "variable 'y': label 1 (y(2) in MATLAB) is 11, expected an integer in 1..10"},
-      {"y_0", [] { return std::vector<Var>{ImagesVar(0, 2), LabelsVar({0, 1})}; },
+      {"y_0",
+       [] {
+         return std::vector<Var>{ImagesVar(0, 2), LabelsVar({0, 1})};
+       },
        "label 0 (y(1) in MATLAB) is 0, expected an integer in 1..10"},
   };
   for (const BadFileCase& c : cases) {

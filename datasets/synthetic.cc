@@ -49,13 +49,12 @@ absl::StatusOr<std::shared_ptr<const InMemoryImageDataset>> MakeSyntheticDataset
     return absl::InvalidArgumentError(
         absl::StrCat("split: must be SPLIT_TRAIN or SPLIT_TEST, got ", Split_Name(context.split)));
   }
-  const int64_t image_bytes =
-      int64_t{options.channels()} * options.height() * options.width();
+  const int64_t image_bytes = int64_t{options.channels()} * options.height() * options.width();
   const int64_t total_bytes = image_bytes * options.num_examples();
   if (total_bytes > (int64_t{1} << 30)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "synthetic: num_examples x channels x height x width = ", total_bytes,
-        " bytes, more than the 2^30 allowed; make it smaller"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("synthetic: num_examples x channels x height x width = ", total_bytes,
+                     " bytes, more than the 2^30 allowed; make it smaller"));
   }
 
   // Raw generator output only (see SampleCropFlip): identical on every platform.

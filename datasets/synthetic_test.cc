@@ -23,8 +23,8 @@ DatasetContext Context(Split split) {
 }
 
 std::vector<uint8_t> AllPixels(const InMemoryImageDataset& dataset) {
-  const int64_t bytes = dataset.image_shape()[0] * dataset.image_shape()[1] *
-                        dataset.image_shape()[2];
+  const int64_t bytes =
+      dataset.image_shape()[0] * dataset.image_shape()[1] * dataset.image_shape()[2];
   return std::vector<uint8_t>(dataset.raw_image(0), dataset.raw_image(0) + dataset.size() * bytes);
 }
 

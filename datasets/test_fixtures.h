@@ -1,6 +1,6 @@
-// Generated dataset files for tests: CIFAR-10 .bin records, (gzip) IDX files and .tar.gz archives, written under
-// TEST_TMPDIR. Pixel values are a known function of (record id, byte), so tests can check
-// values exactly.
+// Generated dataset files for tests: CIFAR-10 .bin records, (gzip) IDX files and .tar.gz archives,
+// written under TEST_TMPDIR. Pixel values are a known function of (record id, byte), so tests can
+// check values exactly.
 #ifndef PACT_DATASETS_TEST_FIXTURES_H_
 #define PACT_DATASETS_TEST_FIXTURES_H_
 

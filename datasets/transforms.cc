@@ -46,8 +46,8 @@ std::vector<float> MakeNormalizationTable(const ChannelNormalization& normalizat
   for (size_t c = 0; c < normalization.mean.size(); ++c) {
     for (int v = 0; v < 256; ++v) {
       // Same arithmetic as ToTensor + Normalize: divide by 255 first, in float.
-      lut[c * 256 + v] = (static_cast<float>(v) / 255.0f - normalization.mean[c]) /
-                         normalization.std[c];
+      lut[c * 256 + v] =
+          (static_cast<float>(v) / 255.0f - normalization.mean[c]) / normalization.std[c];
     }
   }
   return lut;
@@ -71,8 +71,8 @@ void CropFlipNormalize(const uint8_t* src, int64_t channels, int64_t height, int
   // Output columns [x_begin, x_end) read inside the source row; the rest is padding.
   const int64_t x_begin =
       std::min(width, crop_flip.flip ? std::max<int64_t>(0, dx) : std::max<int64_t>(0, -dx));
-  const int64_t x_end = std::max(
-      x_begin, crop_flip.flip ? std::min(width, width + dx) : std::min(width, width - dx));
+  const int64_t x_end =
+      std::max(x_begin, crop_flip.flip ? std::min(width, width + dx) : std::min(width, width - dx));
   for (int64_t c = 0; c < channels; ++c) {
     const uint8_t* plane = src + c * height * width;
     const float* table = lut + c * 256;

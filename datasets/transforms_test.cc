@@ -83,9 +83,9 @@ TEST(CropFlipNormalizeTest, ChannelsUseTheirOwnTableAndPadding) {
   const std::vector<uint8_t> second = SmallImage();
   image.insert(image.end(), second.begin(), second.end());
   const std::vector<float> out = Apply(image, 2, 3, 4, CropFlip{0, 3, false});
-  EXPECT_THAT(out, ElementsAre(14, 0, 0, 0, 24, 0, 0, 0, 34, 0, 0, 0,  //
-                               1014, 1000, 1000, 1000, 1024, 1000, 1000, 1000, 1034, 1000,
-                               1000, 1000));
+  EXPECT_THAT(out,
+              ElementsAre(14, 0, 0, 0, 24, 0, 0, 0, 34, 0, 0, 0,  //
+                          1014, 1000, 1000, 1000, 1024, 1000, 1000, 1000, 1034, 1000, 1000, 1000));
 }
 
 // The definition, literally: zero-pad by p, take the 32x32 window at (oy, ox), then mirror it.
@@ -119,16 +119,16 @@ TEST(CropFlipNormalizeTest, MatchesPadCropFlipDefinitionForEveryCifarOffset) {
   std::mt19937_64 rng(1);
   std::vector<uint8_t> image(3 * 32 * 32);
   for (uint8_t& v : image) v = static_cast<uint8_t>(rng() % 256);
-  const std::vector<float> lut = MakeNormalizationTable(
-      {{0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}});
+  const std::vector<float> lut =
+      MakeNormalizationTable({{0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}});
   std::vector<float> out(image.size());
   for (int oy = 0; oy <= 2 * kPad; ++oy) {
     for (int ox = 0; ox <= 2 * kPad; ++ox) {
       for (const bool flip : {false, true}) {
-        CropFlipNormalize(image.data(), 3, 32, 32, CropFlip{oy - kPad, ox - kPad, flip},
-                          lut.data(), out.data());
-        ASSERT_THAT(out, ElementsAreArray(ReferencePadCropFlip(image, 3, 32, 32, kPad, oy, ox,
-                                                               flip, lut)))
+        CropFlipNormalize(image.data(), 3, 32, 32, CropFlip{oy - kPad, ox - kPad, flip}, lut.data(),
+                          out.data());
+        ASSERT_THAT(
+            out, ElementsAreArray(ReferencePadCropFlip(image, 3, 32, 32, kPad, oy, ox, flip, lut)))
             << "offset (" << oy << ", " << ox << ") flip " << flip;
       }
     }

@@ -13,11 +13,11 @@
 // TF's SAME pooling pads (0, 1) at 54 -> 27 (= PyTorch ceil_mode) and (1, 1) at 27 -> 14
 // (= padding 1). DoReFa ends fc1 with an unquantized clip; here actfc1 is the "last"
 // activation position, which the default policy clips without rounding.
-#include <memory>
-#include <vector>
-
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/pooling.h>
+
+#include <memory>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -41,8 +41,8 @@ class AlexNetBn : public Model {
  public:
   AlexNetBn(int num_classes, const LayerBuilder& layers) : num_classes_(num_classes) {
     constexpr auto kMiddle = LayerPosition::kMiddle;
-    const auto conv = [&](int64_t in, int64_t out, int64_t kernel, int64_t stride,
-                          int64_t padding, int64_t groups, LayerPosition position) {
+    const auto conv = [&](int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding,
+                          int64_t groups, LayerPosition position) {
       quant::QuantConv2d c = layers.Conv(torch::nn::Conv2dOptions(in, out, kernel)
                                              .stride(stride)
                                              .padding(padding)
@@ -53,8 +53,7 @@ class AlexNetBn : public Model {
       return c;
     };
     const auto linear = [&](int64_t in, int64_t out, bool bias, LayerPosition position) {
-      quant::QuantLinear l =
-          layers.Linear(torch::nn::LinearOptions(in, out).bias(bias), position);
+      quant::QuantLinear l = layers.Linear(torch::nn::LinearOptions(in, out).bias(bias), position);
       HeNormalInit(l, Fan::kIn);
       return l;
     };

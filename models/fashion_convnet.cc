@@ -6,12 +6,12 @@
 //   fc1 hidden, no bias -> bn3 -> act3 (last) -> fc2 num_classes (last)
 // Max pooling commutes with the monotone activation, so pooling before it gives the same
 // network while quantizing 4x fewer values.
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/pooling.h>
+
 #include <memory>
 #include <utility>
 #include <vector>
-
-#include <torch/nn/modules/batchnorm.h>
-#include <torch/nn/modules/pooling.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -40,24 +40,24 @@ class FashionConvNet : public Model {
       : num_classes_(config.num_classes) {
     // Layers keep PyTorch's default init (the LayerBuilder's).
     conv1_ = register_module(
-        "conv1", layers.Conv(torch::nn::Conv2dOptions(1, config.channels1, 5).padding(2).bias(false),
-                             LayerPosition::kFirst));
+        "conv1",
+        layers.Conv(torch::nn::Conv2dOptions(1, config.channels1, 5).padding(2).bias(false),
+                    LayerPosition::kFirst));
     bn1_ = register_module("bn1", torch::nn::BatchNorm2d(config.channels1));
     pool1_ = register_module("pool1", torch::nn::MaxPool2d(2));
     act1_ = register_module("act1", layers.Activation(LayerPosition::kFirst));
     conv2_ = register_module(
         "conv2",
-        layers.Conv(torch::nn::Conv2dOptions(config.channels1, config.channels2, 3)
-                        .padding(1)
-                        .bias(false),
-                    LayerPosition::kMiddle));
+        layers.Conv(
+            torch::nn::Conv2dOptions(config.channels1, config.channels2, 3).padding(1).bias(false),
+            LayerPosition::kMiddle));
     bn2_ = register_module("bn2", torch::nn::BatchNorm2d(config.channels2));
     pool2_ = register_module("pool2", torch::nn::MaxPool2d(2));
     act2_ = register_module("act2", layers.Activation(LayerPosition::kMiddle));
     fc1_ = register_module(
-        "fc1", layers.Linear(torch::nn::LinearOptions(config.channels2 * 7 * 7, config.hidden)
-                                 .bias(false),
-                             LayerPosition::kMiddle));
+        "fc1",
+        layers.Linear(torch::nn::LinearOptions(config.channels2 * 7 * 7, config.hidden).bias(false),
+                      LayerPosition::kMiddle));
     bn3_ = register_module("bn3", torch::nn::BatchNorm1d(config.hidden));
     act3_ = register_module("act3", layers.Activation(LayerPosition::kLast));
     fc2_ = register_module(

@@ -120,9 +120,9 @@ std::string FormatSummary(Model& model) {
     std::string out;
     for (size_t c = 0; c < line.size(); ++c) {
       const int w = static_cast<int>(width[c]);
-      absl::StrAppend(&out, c == 0 ? "" : "  ",
-                      c == 3 ? absl::StrFormat("%*s", w, line[c])
-                             : absl::StrFormat("%-*s", w, line[c]));
+      absl::StrAppend(
+          &out, c == 0 ? "" : "  ",
+          c == 3 ? absl::StrFormat("%*s", w, line[c]) : absl::StrFormat("%-*s", w, line[c]));
     }
     out.erase(out.find_last_not_of(' ') + 1);
     return absl::StrCat(out, "\n");
@@ -136,8 +136,8 @@ std::string FormatSummary(Model& model) {
   absl::StrAppend(&out, std::string(total_width, '-'), "\n");
   const int64_t alphas = static_cast<int64_t>(quant::CollectAlphas(model).size());
   absl::StrAppend(&out, "weights (excl. alphas): ", WithThousands(CountWeights(model)),
-                  "; alphas: ", alphas, "; quantized weight layers: ", quantized_weight_layers,
-                  "/", weight_layers, "; quantized activations: ", quantized_activations, "/",
+                  "; alphas: ", alphas, "; quantized weight layers: ", quantized_weight_layers, "/",
+                  weight_layers, "; quantized activations: ", quantized_activations, "/",
                   activations, "\n");
   absl::StrAppend(&out, "(bits: fp = full precision, clip = PACT clipping without rounding)\n");
   return out;

@@ -6,15 +6,15 @@
 #ifndef PACT_MODELS_MODEL_H_
 #define PACT_MODELS_MODEL_H_
 
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <torch/nn/module.h>
-#include <torch/types.h>
-
-#include "pact/core/registry.h"
 #include "models/model_spec.pb.h"
+#include "pact/core/registry.h"
 #include "pact/quant/layers.h"
 
 namespace pact::models {
@@ -41,8 +41,8 @@ ModelRegistry& GetModelRegistry();
 // One row per quantizable layer (conv, linear, activation) in module-tree order, after at
 // least one forward (output shapes are recorded then).
 struct LayerSummary {
-  std::string name;   // module path, e.g. "layer1.0.conv1"
-  std::string kind;   // "conv", "linear", "pact", "relu"
+  std::string name;  // module path, e.g. "layer1.0.conv1"
+  std::string kind;  // "conv", "linear", "pact", "relu"
   std::vector<int64_t> output_shape;
   int64_t params = 0;       // parameters of this module itself (alpha included)
   int weight_bits = 0;      // conv/linear only; 32 = FP

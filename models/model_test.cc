@@ -1,16 +1,17 @@
 // Registry behaviour, option validation and the per-layer summary (models/model.h).
+#include "models/model.h"
+
+#include <torch/torch.h>
+
 #include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <torch/torch.h>
-
 #include "absl/status/status.h"
-#include "gmock/gmock.h"
 #include "glog/logging.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "models/model.h"
 #include "models/test_builders.h"
 #include "pact/core/test_util.h"
 #include "pact/quant/layers.h"

@@ -7,14 +7,14 @@
 // in plain torch.nn from the tables in shared/docs/paper-and-peers.md section 4 (a throwaway
 // script, not kept in the tree) and counted with sum(p.numel() for p in m.parameters()).
 // ResNet-20 original/option A (269,722) and option B (272,474) also match the issue text.
+#include <torch/torch.h>
+
 #include <cmath>
 #include <memory>
 #include <ostream>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -48,29 +48,116 @@ std::ostream& operator<<(std::ostream& os, const ModelCase& c) { return os << c.
 
 const std::vector<ModelCase>& Cases() {
   static const auto* cases = new std::vector<ModelCase>{
-      {"resnet20", "resnet20 {}", {3, 32, 32}, 10, 269722, 20, 19, 32,
-       {"conv1", "fc"}, {"act1", "layer3.2.act2"}},
-      {"resnet20_option_b", "resnet20 { shortcut: SHORTCUT_PROJECTION }", {3, 32, 32}, 10,
-       272474, 22, 19, 32, {"conv1", "fc"}, {"act1", "layer3.2.act2"}},
-      {"resnet20_preact", "resnet20 { block: BLOCK_PREACT }", {3, 32, 32}, 10, 269722, 20, 19,
-       32, {"conv1", "fc"}, {"layer1.0.pre_act", "final_act"}},
+      {"resnet20",
+       "resnet20 {}",
+       {3, 32, 32},
+       10,
+       269722,
+       20,
+       19,
+       32,
+       {"conv1", "fc"},
+       {"act1", "layer3.2.act2"}},
+      {"resnet20_option_b",
+       "resnet20 { shortcut: SHORTCUT_PROJECTION }",
+       {3, 32, 32},
+       10,
+       272474,
+       22,
+       19,
+       32,
+       {"conv1", "fc"},
+       {"act1", "layer3.2.act2"}},
+      {"resnet20_preact",
+       "resnet20 { block: BLOCK_PREACT }",
+       {3, 32, 32},
+       10,
+       269722,
+       20,
+       19,
+       32,
+       {"conv1", "fc"},
+       {"layer1.0.pre_act", "final_act"}},
       {"resnet20_preact_option_b",
-       "resnet20 { block: BLOCK_PREACT shortcut: SHORTCUT_PROJECTION }", {3, 32, 32}, 10,
-       272282, 22, 19, 32, {"conv1", "fc"}, {"layer1.0.pre_act", "final_act"}},
-      {"resnet32", "resnet20 { depth: 32 }", {3, 32, 32}, 10, 464154, 32, 31, 32,
-       {"conv1", "fc"}, {"act1", "layer3.4.act2"}},
-      {"resnet56_cifar100", "resnet20 { depth: 56 num_classes: 100 }", {3, 32, 32}, 100,
-       858868, 56, 55, 32, {"conv1", "fc"}, {"act1", "layer3.8.act2"}},
-      {"fashion_convnet", "fashion_convnet {}", {1, 28, 28}, 10, 207354, 4, 3, 28,
-       {"conv1", "fc2"}, {"act1", "act3"}},
-      {"svhn_convnet", "svhn_convnet {}", {3, 40, 40}, 10, 2082378, 8, 7, 40,
-       {"conv0", "fc"}, {"act0", "act6"}},
-      {"alexnet_bn", "alexnet_bn {}", {3, 224, 224}, 1000, 60985416, 8, 7, 224,
-       {"conv0", "fct"}, {"act0", "actfc1"}},
-      {"resnet18_preact", "resnet18_preact {}", {3, 224, 224}, 1000, 11687720, 21, 17, 64,
-       {"conv1", "fc"}, {"act1", "final_act"}},
-      {"resnet50_preact", "resnet50_preact {}", {3, 224, 224}, 1000, 25549352, 54, 49, 64,
-       {"conv1", "fc"}, {"act1", "final_act"}},
+       "resnet20 { block: BLOCK_PREACT shortcut: SHORTCUT_PROJECTION }",
+       {3, 32, 32},
+       10,
+       272282,
+       22,
+       19,
+       32,
+       {"conv1", "fc"},
+       {"layer1.0.pre_act", "final_act"}},
+      {"resnet32",
+       "resnet20 { depth: 32 }",
+       {3, 32, 32},
+       10,
+       464154,
+       32,
+       31,
+       32,
+       {"conv1", "fc"},
+       {"act1", "layer3.4.act2"}},
+      {"resnet56_cifar100",
+       "resnet20 { depth: 56 num_classes: 100 }",
+       {3, 32, 32},
+       100,
+       858868,
+       56,
+       55,
+       32,
+       {"conv1", "fc"},
+       {"act1", "layer3.8.act2"}},
+      {"fashion_convnet",
+       "fashion_convnet {}",
+       {1, 28, 28},
+       10,
+       207354,
+       4,
+       3,
+       28,
+       {"conv1", "fc2"},
+       {"act1", "act3"}},
+      {"svhn_convnet",
+       "svhn_convnet {}",
+       {3, 40, 40},
+       10,
+       2082378,
+       8,
+       7,
+       40,
+       {"conv0", "fc"},
+       {"act0", "act6"}},
+      {"alexnet_bn",
+       "alexnet_bn {}",
+       {3, 224, 224},
+       1000,
+       60985416,
+       8,
+       7,
+       224,
+       {"conv0", "fct"},
+       {"act0", "actfc1"}},
+      {"resnet18_preact",
+       "resnet18_preact {}",
+       {3, 224, 224},
+       1000,
+       11687720,
+       21,
+       17,
+       64,
+       {"conv1", "fc"},
+       {"act1", "final_act"}},
+      {"resnet50_preact",
+       "resnet50_preact {}",
+       {3, 224, 224},
+       1000,
+       25549352,
+       54,
+       49,
+       64,
+       {"conv1", "fc"},
+       {"act1", "final_act"}},
   };
   return *cases;
 }
@@ -83,8 +170,8 @@ class ModelsTest : public ::testing::TestWithParam<ModelCase> {
   std::shared_ptr<Model> Build(std::shared_ptr<const quant::LayerBuilder> layers = nullptr) {
     BuildContext context;
     if (layers != nullptr) context.layers = std::move(layers);
-    auto model = GetModelRegistry().Create(ParseTextProtoOrDie<ModelSpec>(GetParam().spec),
-                                           context);
+    auto model =
+        GetModelRegistry().Create(ParseTextProtoOrDie<ModelSpec>(GetParam().spec), context);
     EXPECT_TRUE(model.ok()) << model.status();
     return model.ok() ? *model : nullptr;
   }

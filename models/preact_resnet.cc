@@ -12,13 +12,13 @@
 // identities, or 1x1 (strided) projection convs without BN on the pre-activated input where
 // the shape changes. The stride sits on the 3x3 conv of bottlenecks. Global average pooling
 // (instead of a fixed 7x7 pool) lets tests run at reduced resolution.
-#include <memory>
-#include <utility>
-#include <vector>
-
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/pooling.h>
+
+#include <memory>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -119,9 +119,9 @@ class PreactResNet : public Model {
       auto list = register_module(absl::StrCat("layer", stage + 1), torch::nn::ModuleList());
       const int64_t planes = int64_t{64} << stage;
       for (int i = 0; i < config.blocks[stage]; ++i) {
-        auto block = std::make_shared<PreactBlock>(
-            layers, config.bottleneck, in, planes, /*stride=*/(stage > 0 && i == 0) ? 2 : 1,
-            /*preactivate=*/!(stage == 0 && i == 0));
+        auto block = std::make_shared<PreactBlock>(layers, config.bottleneck, in, planes,
+                                                   /*stride=*/(stage > 0 && i == 0) ? 2 : 1,
+                                                   /*preactivate=*/!(stage == 0 && i == 0));
         list->push_back(block);
         blocks_.push_back(std::move(block));
         in = config.bottleneck ? 4 * planes : planes;
@@ -129,8 +129,8 @@ class PreactResNet : public Model {
     }
     final_bn_ = register_module("final_bn", torch::nn::BatchNorm2d(in));
     final_act_ = register_module("final_act", layers.Activation(LayerPosition::kLast));
-    fc_ = register_module(
-        "fc", layers.Linear(torch::nn::LinearOptions(in, config.num_classes), LayerPosition::kLast));
+    fc_ = register_module("fc", layers.Linear(torch::nn::LinearOptions(in, config.num_classes),
+                                              LayerPosition::kLast));
   }
 
   torch::Tensor forward(const torch::Tensor& images) override {

@@ -10,12 +10,12 @@
 // Pre-activation blocks: conv1 (first) -> blocks pre_bn -> pre_act -> conv1 -> bn1 -> act1 ->
 // conv2 (+ shortcut) -> final_bn -> final_act (last) -> pool -> fc (last); the first block's
 // pre_act is the "first" activation position (Distiller's PACT convention).
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/modulelist.h>
+
 #include <memory>
 #include <utility>
 #include <vector>
-
-#include <torch/nn/modules/batchnorm.h>
-#include <torch/nn/modules/container/modulelist.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -69,12 +69,11 @@ class BasicBlock : public torch::nn::Module {
       pre_bn_ = register_module("pre_bn", torch::nn::BatchNorm2d(in));
       pre_act_ = register_module("pre_act", layers.Activation(pre_act_position));
     }
-    conv1_ = register_module("conv1", HeConv(layers, Conv3x3(in, out, stride),
-                                             LayerPosition::kMiddle));
+    conv1_ =
+        register_module("conv1", HeConv(layers, Conv3x3(in, out, stride), LayerPosition::kMiddle));
     bn1_ = register_module("bn1", torch::nn::BatchNorm2d(out));
     act1_ = register_module("act1", layers.Activation(LayerPosition::kMiddle));
-    conv2_ = register_module("conv2", HeConv(layers, Conv3x3(out, out, 1),
-                                             LayerPosition::kMiddle));
+    conv2_ = register_module("conv2", HeConv(layers, Conv3x3(out, out, 1), LayerPosition::kMiddle));
     if (!preact_) bn2_ = register_module("bn2", torch::nn::BatchNorm2d(out));
     if (downsample_ && config.projection) {
       // Option B: 1x1 projection (+ BN for original blocks; pre-act blocks project the
@@ -134,8 +133,7 @@ class CifarResNet : public Model {
   CifarResNet(const CifarResNetConfig& config, const LayerBuilder& layers)
       : preact_(config.preact), num_classes_(config.num_classes) {
     const int64_t width = config.base_width;
-    conv1_ = register_module(
-        "conv1", HeConv(layers, Conv3x3(3, width, 1), LayerPosition::kFirst));
+    conv1_ = register_module("conv1", HeConv(layers, Conv3x3(3, width, 1), LayerPosition::kFirst));
     if (!preact_) {
       bn1_ = register_module("bn1", torch::nn::BatchNorm2d(width));
       act1_ = register_module("act1", layers.Activation(LayerPosition::kFirst));
@@ -161,8 +159,8 @@ class CifarResNet : public Model {
       final_bn_ = register_module("final_bn", torch::nn::BatchNorm2d(in));
       final_act_ = register_module("final_act", layers.Activation(LayerPosition::kLast));
     }
-    fc_ = register_module(
-        "fc", layers.Linear(torch::nn::LinearOptions(in, config.num_classes), LayerPosition::kLast));
+    fc_ = register_module("fc", layers.Linear(torch::nn::LinearOptions(in, config.num_classes),
+                                              LayerPosition::kLast));
   }
 
   torch::Tensor forward(const torch::Tensor& images) override {

@@ -12,12 +12,12 @@
 //   fc num_classes (last)
 // DoReFa ends conv6 with an unquantized clipped-abs; here act6 is the "last" activation
 // position, which the default policy clips without rounding.
-#include <memory>
-#include <vector>
-
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/pooling.h>
+
+#include <memory>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -36,8 +36,7 @@ using quant::LayerPosition;
 
 // tensorpack's BatchNorm(momentum=0.9, epsilon=1e-4); PyTorch's momentum is 1 - TF's decay.
 torch::nn::BatchNorm2d Bn(int64_t channels) {
-  return torch::nn::BatchNorm2d(
-      torch::nn::BatchNorm2dOptions(channels).eps(1e-4).momentum(0.1));
+  return torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(channels).eps(1e-4).momentum(0.1));
 }
 
 class SvhnConvNet : public Model {
@@ -102,8 +101,8 @@ class SvhnConvNet : public Model {
   const int64_t num_classes_;
   quant::QuantConv2d conv0_{nullptr}, conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr},
       conv4_{nullptr}, conv5_{nullptr}, conv6_{nullptr};
-  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr}, bn4_{nullptr},
-      bn5_{nullptr}, bn6_{nullptr};
+  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr}, bn4_{nullptr}, bn5_{nullptr},
+      bn6_{nullptr};
   torch::nn::MaxPool2d pool0_{nullptr}, pool1_{nullptr};
   torch::nn::Dropout dropout_{nullptr};
   std::shared_ptr<ActivationModule> act0_, act1_, act2_, act3_, act4_, act5_, act6_;
@@ -122,8 +121,7 @@ absl::StatusOr<std::shared_ptr<Model>> BuildSvhnConvNet(const SvhnConvNetOptions
   }
   if (context.layers == nullptr) return absl::InvalidArgumentError("no layer builder given");
   return TorchCall("building svhn_convnet", [&]() -> std::shared_ptr<Model> {
-    return std::make_shared<SvhnConvNet>(options.num_classes(), options.dropout(),
-                                         *context.layers);
+    return std::make_shared<SvhnConvNet>(options.num_classes(), options.dropout(), *context.layers);
   });
 }
 

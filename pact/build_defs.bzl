@@ -4,8 +4,6 @@
 PACT_COPTS = [
     "-Wall",
     "-Wextra",
-    "-Wno-unused-parameter",
-    "-Wno-sign-compare",
 ]
 
 def pact_proto(name, src, deps = [], visibility = None):

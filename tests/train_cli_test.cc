@@ -81,17 +81,27 @@ std::string Tmp(const std::string& name) {
 // A recipe on synthetic data (tests only) that trains for a while.
 std::string WriteSyntheticRecipe(const std::string& dir, int epochs) {
   const std::string path = dir + "/synthetic.pbtxt";
-  std::ofstream(path) << absl::StrCat(R"pb(
-    name: "synthetic_cli"
-    model { fashion_convnet {} }
-    train_data { split: SPLIT_TRAIN workers: 1
-                 synthetic { num_examples: 2048 channels: 1 height: 28 width: 28 } }
-    eval_data { split: SPLIT_TEST workers: 1
-                synthetic { num_examples: 128 channels: 1 height: 28 width: 28 } }
-    optimizer { sgd { lr: 0.05 momentum: 0.9 weight_decay: 1e-4 } }
-    quantization { activation { pact { bits: 4 } } weight { dorefa { bits: 4 } } }
-    train { batch_size: 32 eval_batch_size: 128 threads: 1 log_every_steps: 1 epochs: )pb",
-                                      epochs, " }\n");
+  std::ofstream(path) << absl::StrCat(
+      R"pb(
+        name: "synthetic_cli"
+        model { fashion_convnet {} }
+        train_data {
+          split: SPLIT_TRAIN
+          workers: 1
+          synthetic { num_examples: 2048 channels: 1 height: 28 width: 28 }
+        }
+        eval_data {
+          split: SPLIT_TEST
+          workers: 1
+          synthetic { num_examples: 128 channels: 1 height: 28 width: 28 }
+        }
+        optimizer { sgd { lr: 0.05 momentum: 0.9 weight_decay: 1e-4 } }
+        quantization {
+          activation { pact { bits: 4 } }
+          weight { dorefa { bits: 4 } }
+        }
+        train { batch_size: 32 eval_batch_size: 128 threads: 1 log_every_steps: 1 epochs:)pb",
+      epochs, " }\n");
   return path;
 }
 
@@ -106,8 +116,8 @@ void ExpectOneCleanErrorLine(const Result& r) {
 TEST(TrainCliTest, DryRunWithTheSeedsFlagsInDashesOrUnderscores) {
   const std::string cwd = Runfiles("");
   for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"--dataset", "fashion_mnist", "--batch-size", "64",
-                                 "--act-bits=3", "--w-bits", "2", "--quantize-first-last",
+       {std::vector<std::string>{"--dataset", "fashion_mnist", "--batch-size", "64", "--act-bits=3",
+                                 "--w-bits", "2", "--quantize-first-last",
                                  "--quant-warmup-epochs=1", "--lambda-alpha", "0.001", "--dry_run"},
         std::vector<std::string>{"--dataset=fashion_mnist", "--batch_size=64", "--act_bits=3",
                                  "--w_bits=2", "--quantize_first_last", "--quant_warmup_epochs=1",
@@ -181,16 +191,16 @@ TEST(TrainCliTest, SigtermCheckpointsAndResumeFinishes) {
   for (const auto& entry : fs::directory_iterator(dir + "/run")) {
     if (entry.path().filename().string().rfind("train.log.", 0) == 0) {
       std::ifstream log(entry.path());
-      const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+      const std::string text((std::istreambuf_iterator<char>(log)),
+                             std::istreambuf_iterator<char>());
       has_log = text.find("stopped at epoch") != std::string::npos;
     }
   }
   EXPECT_TRUE(has_log) << "the output folder keeps the run's log";
 
-  const Result resumed =
-      RunTrain({"--recipe=" + recipe, "--output-dir=" + dir + "/run", "--resume=" + dir + "/run",
-                "--epochs=1"},
-               dir);
+  const Result resumed = RunTrain({"--recipe=" + recipe, "--output-dir=" + dir + "/run",
+                                   "--resume=" + dir + "/run", "--epochs=1"},
+                                  dir);
   EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_THAT(resumed.output, HasSubstr("resumed from"));
   std::ifstream csv(dir + "/run/metrics.csv");
@@ -204,18 +214,20 @@ TEST(TrainCliTest, SigtermCheckpointsAndResumeFinishes) {
     GTEST_SKIP() << "python3-torch is not installed";
   }
   const std::string script = dir + "/load.py";
-  std::ofstream(script) << "import sys, torch\n"
-                           "d = torch.load(sys.argv[1])\n"
-                           "assert isinstance(d, dict), type(d)\n"
-                           "assert d['conv1.weight'].shape == (16, 1, 5, 5), d['conv1.weight'].shape\n"
-                           "assert 'act1.alpha' in d and 'bn1.running_mean' in d, sorted(d)\n"
-                           "print('state_dict ok', len(d))\n";
-  const std::string command = absl::StrCat("/usr/bin/python3 ", script, " ", dir,
-                                           "/run/checkpoints/last_state_dict.pt > ", dir,
-                                           "/py.txt 2>&1");
+  std::ofstream(script)
+      << "import sys, torch\n"
+         "d = torch.load(sys.argv[1])\n"
+         "assert isinstance(d, dict), type(d)\n"
+         "assert d['conv1.weight'].shape == (16, 1, 5, 5), d['conv1.weight'].shape\n"
+         "assert 'act1.alpha' in d and 'bn1.running_mean' in d, sorted(d)\n"
+         "print('state_dict ok', len(d))\n";
+  const std::string command =
+      absl::StrCat("/usr/bin/python3 ", script, " ", dir, "/run/checkpoints/last_state_dict.pt > ",
+                   dir, "/py.txt 2>&1");
   const int rc = std::system(command.c_str());
   std::ifstream py(dir + "/py.txt");
-  const std::string py_output((std::istreambuf_iterator<char>(py)), std::istreambuf_iterator<char>());
+  const std::string py_output((std::istreambuf_iterator<char>(py)),
+                              std::istreambuf_iterator<char>());
   EXPECT_EQ(rc, 0) << py_output;
   EXPECT_THAT(py_output, HasSubstr("state_dict ok"));
 }

@@ -1,11 +1,11 @@
 // End-to-end training on a tiny synthetic dataset: metrics and checkpoints, bit-exact resume,
 // warm-up, the alpha penalty, and the NaN stop.
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
@@ -38,7 +38,12 @@ constexpr char kRecipe[] = R"pb(
     synthetic { num_examples: 128 channels: 1 height: 28 width: 28 num_classes: 10 }
   }
   optimizer { adam { lr: 2e-3 weight_decay: 1e-4 } }
-  lr_schedule { multi_step { milestones: [2] gamma: 0.5 } }
+  lr_schedule {
+    multi_step {
+      milestones: [ 2 ]
+      gamma: 0.5
+    }
+  }
   quantization {
     activation { pact { bits: 4 } }
     weight { dorefa { bits: 4 } }
@@ -112,9 +117,8 @@ std::vector<std::pair<std::string, torch::Tensor>> CheckpointTensors(const Recip
   auto components = train::BuildComponents(recipe);
   EXPECT_TRUE(components.ok()) << components.status();
   train::TrainingProgress progress;
-  const absl::Status status = train::LoadCheckpoint(path, *components->model,
-                                                    *components->optimizer->torch_optimizer,
-                                                    &progress);
+  const absl::Status status = train::LoadCheckpoint(
+      path, *components->model, *components->optimizer->torch_optimizer, &progress);
   EXPECT_TRUE(status.ok()) << status;
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (const auto& item : components->model->named_parameters()) {

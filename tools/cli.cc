@@ -54,24 +54,23 @@ absl::StatusOr<std::string> ShippedRecipeFor(const std::string& dataset,
                                              const std::optional<std::string>& model) {
   if (dataset == "imagenet") {
     if (!model.has_value()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--dataset imagenet needs --model, one of: ", absl::StrJoin(ImagenetModels(), ", ")));
+      return absl::InvalidArgumentError(absl::StrCat("--dataset imagenet needs --model, one of: ",
+                                                     absl::StrJoin(ImagenetModels(), ", ")));
     }
     for (const auto& m : ImagenetModels()) {
       if (*model == m) return absl::StrCat("imagenet_", m, ".pbtxt");
     }
-    return absl::InvalidArgumentError(absl::StrCat("--model ", *model,
-                                                   ": no ImageNet recipe; choose one of: ",
-                                                   absl::StrJoin(ImagenetModels(), ", ")));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--model ", *model,
+        ": no ImageNet recipe; choose one of: ", absl::StrJoin(ImagenetModels(), ", ")));
   }
   auto it = DatasetRecipes().find(dataset);
   if (it == DatasetRecipes().end()) {
     std::vector<std::string> names = {"imagenet"};
     for (const auto& [name, file] : DatasetRecipes()) names.push_back(name);
     std::sort(names.begin(), names.end());
-    return absl::InvalidArgumentError(absl::StrCat("--dataset ", dataset,
-                                                   ": unknown dataset; choose one of: ",
-                                                   absl::StrJoin(names, ", ")));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--dataset ", dataset, ": unknown dataset; choose one of: ", absl::StrJoin(names, ", ")));
   }
   return it->second;
 }
@@ -96,9 +95,9 @@ absl::StatusOr<Recipe> ResolveRecipe(const CommandLine& cl, const std::string& r
                                       "--dataset");
     const std::string current = SelectedName(recipe.train_data());
     if (!cl.recipe.empty() && current != *cl.dataset) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--dataset ", *cl.dataset, " conflicts with ", path, ", which trains on ", current,
-          "; drop --dataset or pick a recipe for ", *cl.dataset));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--dataset ", *cl.dataset, " conflicts with ", path, ", which trains on ",
+                       current, "; drop --dataset or pick a recipe for ", *cl.dataset));
     }
   }
   if (cl.model.has_value()) {

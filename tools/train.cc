@@ -40,8 +40,9 @@ DEFINE_bool(dry_run, false,
 DEFINE_string(resume, "", "Checkpoint file or output folder to continue from.");
 DEFINE_bool(list, false, "List every registered component and exit.");
 // The seed's options (train.py), folded into the recipe when given.
-DEFINE_string(dataset, "", "cifar10 | svhn | imagenet | fashion_mnist (picks the shipped recipe "
-                           "when --recipe is absent).");
+DEFINE_string(dataset, "",
+              "cifar10 | svhn | imagenet | fashion_mnist (picks the shipped recipe "
+              "when --recipe is absent).");
 DEFINE_string(model, "", "Model name (required with --dataset imagenet).");
 DEFINE_string(data_root, "", "Dataset folder.");
 DEFINE_int32(batch_size, 0, "Training batch size.");

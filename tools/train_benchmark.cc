@@ -24,6 +24,8 @@
 // other processes during the timed windows) and, with --json=path, one JSON line per
 // model/variant appended to that file.
 #include <sys/resource.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+#include <torch/torch.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,9 +41,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <torch/csrc/autograd/profiler_legacy.h>
-#include <torch/torch.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -66,8 +65,9 @@ DEFINE_string(recipe_overrides, "",
 DEFINE_string(model, "",
               "Swap the recipe's model: a registered model name (default options), a "
               "comma-separated list, or 'all' (every registered model). Empty: the recipe's.");
-DEFINE_string(mode, "step", "step: synthetic training steps + eval forward; epoch: one real "
-                            "epoch (Trainer) vs the same number of synthetic steps + eval.");
+DEFINE_string(mode, "step",
+              "step: synthetic training steps + eval forward; epoch: one real "
+              "epoch (Trainer) vs the same number of synthetic steps + eval.");
 DEFINE_string(variants, "",
               "Comma-separated subset of quant,fp32 (quant = the recipe's quantization, fp32 = "
               "quantization cleared). Default: quant,fp32 for --mode=step, quant for epoch.");
@@ -133,7 +133,9 @@ double OwnCpuSeconds() {
 class Window {
  public:
   Window()
-      : busy0_(MachineBusySeconds()), own0_(OwnCpuSeconds()), faults0_(MinorFaults()),
+      : busy0_(MachineBusySeconds()),
+        own0_(OwnCpuSeconds()),
+        faults0_(MinorFaults()),
         t0_(Clock::now()) {}
   void Stop() {
     seconds = std::chrono::duration<double>(Clock::now() - t0_).count();
@@ -287,8 +289,7 @@ struct SyntheticData {
   std::vector<torch::Tensor> images, labels;
 };
 
-SyntheticData MakeData(const pact::models::Model& model, int64_t batch, int count,
-                       uint64_t seed) {
+SyntheticData MakeData(const pact::models::Model& model, int64_t batch, int count, uint64_t seed) {
   torch::manual_seed(seed);
   std::vector<int64_t> shape = {batch};
   for (int64_t d : model.input_shape()) shape.push_back(d);
@@ -395,24 +396,33 @@ absl::Status RunStepMode(const std::vector<std::string>& models,
       result.batch = recipe.train().batch_size();
       absl::StatusOr<StepTiming> timing = TimeSteps(recipe, variant);
       if (!timing.ok()) {
-        return absl::Status(timing.status().code(),
-                            absl::StrCat(result.model, " (", variant, "): ",
-                                         timing.status().message()));
+        return absl::Status(timing.status().code(), absl::StrCat(result.model, " (", variant,
+                                                                 "): ", timing.status().message()));
       }
       result.by_variant[variant] = *timing;
       result.description[variant] = QuantDescription(recipe);
       const int64_t eval_batch =
           FLAGS_eval_batch_size > 0 ? FLAGS_eval_batch_size : recipe.train().eval_batch_size();
-      Row train{result.model, variant, "train step", result.batch, timing->train_ips,
+      Row train{result.model,
+                variant,
+                "train step",
+                result.batch,
+                timing->train_ips,
                 1000.0 * result.batch / timing->train_ips.median,
-                Summarize(timing->train_foreign).median, Summarize(timing->train_cpu_ms).median,
+                Summarize(timing->train_foreign).median,
+                Summarize(timing->train_cpu_ms).median,
                 Summarize(timing->train_faults).median};
       Rows().push_back(train);
       PrintRow(train);
       if (FLAGS_eval_steps > 0) {
-        Row eval{result.model, variant, "eval forward", eval_batch, timing->eval_ips,
+        Row eval{result.model,
+                 variant,
+                 "eval forward",
+                 eval_batch,
+                 timing->eval_ips,
                  1000.0 * eval_batch / timing->eval_ips.median,
-                 Summarize(timing->eval_foreign).median, Summarize(timing->eval_cpu_ms).median};
+                 Summarize(timing->eval_foreign).median,
+                 Summarize(timing->eval_cpu_ms).median};
         Rows().push_back(eval);
         PrintRow(eval);
       }
@@ -426,11 +436,11 @@ absl::Status RunStepMode(const std::vector<std::string>& models,
           ",\"train_foreign_cores\":", JsonList(timing->train_foreign),
           ",\"train_cpu_ms_per_step\":", JsonList(timing->train_cpu_ms),
           ",\"train_minor_faults_per_step\":", JsonList(timing->train_faults, "%.0f"),
-          FLAGS_eval_steps > 0 ? absl::StrCat(",\"eval_batch\":", eval_batch,
-                                              ",\"eval_img_s\":", JsonStats(timing->eval_ips),
-                                              ",\"eval_foreign_cores\":",
-                                              JsonList(timing->eval_foreign))
-                               : "",
+          FLAGS_eval_steps > 0
+              ? absl::StrCat(",\"eval_batch\":", eval_batch,
+                             ",\"eval_img_s\":", JsonStats(timing->eval_ips),
+                             ",\"eval_foreign_cores\":", JsonList(timing->eval_foreign))
+              : "",
           absl::StrFormat(",\"last_loss\":%.4f}", timing->last_loss)));
     }
     results.push_back(result);
@@ -441,10 +451,10 @@ absl::Status RunStepMode(const std::vector<std::string>& models,
     for (const Result& r : results) {
       const auto& q = r.by_variant.at("quant");
       const auto& f = r.by_variant.at("fp32");
-      std::cout << absl::StrFormat(
-          "  %-16s batch %4d  %-16s train %.3f  (%.1f vs %.1f img/s)", r.model, r.batch,
-          r.description.at("quant"), f.train_ips.median / q.train_ips.median,
-          q.train_ips.median, f.train_ips.median);
+      std::cout << absl::StrFormat("  %-16s batch %4d  %-16s train %.3f  (%.1f vs %.1f img/s)",
+                                   r.model, r.batch, r.description.at("quant"),
+                                   f.train_ips.median / q.train_ips.median, q.train_ips.median,
+                                   f.train_ips.median);
       if (FLAGS_eval_steps > 0) {
         std::cout << absl::StrFormat("   eval %.3f", f.eval_ips.median / q.eval_ips.median);
       }
@@ -526,7 +536,8 @@ absl::StatusOr<RealEpochTiming> RealEpoch(pact::Recipe recipe) {
   recipe.mutable_train()->set_eval_every_epochs(1);
   if (recipe.has_quantization()) recipe.mutable_quantization()->set_quant_warmup_epochs(0);
   std::string dir = (std::filesystem::temp_directory_path() / "train_benchmark_XXXXXX").string();
-  if (mkdtemp(dir.data()) == nullptr) return absl::InternalError("cannot create a temporary folder");
+  if (mkdtemp(dir.data()) == nullptr)
+    return absl::InternalError("cannot create a temporary folder");
   pact::train::TrainerOptions options;
   options.output_dir = dir;
   MaybeWaitQuiet();
@@ -581,18 +592,17 @@ absl::Status RunEpochMode(const std::vector<std::string>& models,
             absl::StrFormat("synthetic %d steps + %d eval", s.steps, s.eval_images), batch,
             s.train_s, s.eval_s, synth_seconds, s.train_images / s.train_s,
             (s.train_foreign * s.train_s + s.eval_foreign * s.eval_s) / synth_seconds);
-        std::cout << absl::StrFormat("%-16s %-7s %-34s %6d %8.1f %8.1f %8.1f %9.1f %7.2f\n",
-                                     model, variant, "real epoch (Trainer, loader)", batch,
-                                     real_train_s, real_eval_s, real_seconds, real_ips,
-                                     r.foreign);
+        std::cout << absl::StrFormat("%-16s %-7s %-34s %6d %8.1f %8.1f %8.1f %9.1f %7.2f\n", model,
+                                     variant, "real epoch (Trainer, loader)", batch, real_train_s,
+                                     real_eval_s, real_seconds, real_ips, r.foreign);
         std::cout << absl::StrFormat("%-16s %-7s real / synthetic = %.3f (train %.3f, eval %.3f)\n",
                                      model, variant, real_seconds / synth_seconds,
                                      real_train_s / s.train_s, real_eval_s / s.eval_s)
                   << std::flush;
         AppendJson(absl::StrCat(
             "{\"tool\":\"train_benchmark\",\"mode\":\"epoch\",\"model\":", JsonString(model),
-            ",\"variant\":", JsonString(variant), ",\"quantization\":",
-            JsonString(QuantDescription(recipe)), ",\"batch\":", batch,
+            ",\"variant\":", JsonString(variant),
+            ",\"quantization\":", JsonString(QuantDescription(recipe)), ",\"batch\":", batch,
             ",\"train_images\":", train_images, ",\"eval_images\":", eval_images,
             absl::StrFormat(",\"synthetic\":{\"train_s\":%.3f,\"eval_s\":%.3f,\"steps\":%d,"
                             "\"foreign_cores\":%.2f}",
@@ -658,23 +668,23 @@ int main(int argc, char** argv) {
   } else {
     for (absl::string_view m : absl::StrSplit(FLAGS_model, ',', absl::SkipEmpty())) {
       if (!pact::models::GetModelRegistry().Contains(m)) {
-        return Fail(absl::InvalidArgumentError(absl::StrCat(
-            "--model: '", m, "' is not a registered model; choose from: ",
-            absl::StrJoin(pact::models::GetModelRegistry().Names(), ", "), ", all")));
+        return Fail(absl::InvalidArgumentError(
+            absl::StrCat("--model: '", m, "' is not a registered model; choose from: ",
+                         absl::StrJoin(pact::models::GetModelRegistry().Names(), ", "), ", all")));
       }
       models.emplace_back(m);
     }
   }
-  std::cout << absl::StrFormat(
-                   "train_benchmark | recipe %s | mode %s | threads %d | warmup %d, steps %d, "
-                   "reps %d | eval warmup %d, steps %d | data batches %d\n",
-                   FLAGS_recipe, FLAGS_mode,
-                   FLAGS_threads > 0 ? FLAGS_threads : pact::train::ResolveThreads(0),
-                   FLAGS_warmup, FLAGS_steps, FLAGS_reps, FLAGS_eval_warmup, FLAGS_eval_steps,
-                   FLAGS_data_batches)
-            << "cpu ms = this process's CPU time per step (all threads); load = cores used by other "
-                 "processes during the timed windows (noise: figures with load > 0.1 are "
-                 "unreliable)\n";
+  std::cout
+      << absl::StrFormat(
+             "train_benchmark | recipe %s | mode %s | threads %d | warmup %d, steps %d, "
+             "reps %d | eval warmup %d, steps %d | data batches %d\n",
+             FLAGS_recipe, FLAGS_mode,
+             FLAGS_threads > 0 ? FLAGS_threads : pact::train::ResolveThreads(0), FLAGS_warmup,
+             FLAGS_steps, FLAGS_reps, FLAGS_eval_warmup, FLAGS_eval_steps, FLAGS_data_batches)
+      << "cpu ms = this process's CPU time per step (all threads); load = cores used by other "
+         "processes during the timed windows (noise: figures with load > 0.1 are "
+         "unreliable)\n";
   const absl::Status status =
       FLAGS_mode == "step" ? RunStepMode(models, variants) : RunEpochMode(models, variants);
   if (!status.ok()) return Fail(status);

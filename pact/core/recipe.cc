@@ -47,12 +47,11 @@ void CheckDataset(const datasets::DatasetSpec& d, absl::string_view path, Violat
           "must be in [0, 256]", d.workers());
   if (d.has_normalize()) {
     const auto& n = d.normalize();
-    v.Check(n.mean_size() == n.std_size() && n.mean_size() > 0,
-            absl::StrCat(path, ".normalize"), "mean and std need the same, non-zero length",
+    v.Check(n.mean_size() == n.std_size() && n.mean_size() > 0, absl::StrCat(path, ".normalize"),
+            "mean and std need the same, non-zero length",
             absl::StrCat(n.mean_size(), " means and ", n.std_size(), " stds"));
     for (int i = 0; i < n.std_size(); ++i) {
-      v.Check(n.std(i) > 0, absl::StrCat(path, ".normalize.std[", i, "]"), "must be > 0",
-              n.std(i));
+      v.Check(n.std(i) > 0, absl::StrCat(path, ".normalize.std[", i, "]"), "must be > 0", n.std(i));
     }
   }
 }
@@ -62,12 +61,11 @@ void CheckOptimizer(const optim::OptimizerSpec& o, Violations& v) {
   if (o.has_sgd()) {
     const auto& s = o.sgd();
     v.Check(s.lr() > 0, "optimizer.sgd.lr", "must be > 0", s.lr());
-    v.Check(s.momentum() >= 0 && s.momentum() < 1, "optimizer.sgd.momentum",
-            "must be in [0, 1)", s.momentum());
-    v.Check(s.weight_decay() >= 0, "optimizer.sgd.weight_decay", "must be >= 0",
-            s.weight_decay());
-    v.Check(s.dampening() >= 0 && s.dampening() < 1, "optimizer.sgd.dampening",
-            "must be in [0, 1)", s.dampening());
+    v.Check(s.momentum() >= 0 && s.momentum() < 1, "optimizer.sgd.momentum", "must be in [0, 1)",
+            s.momentum());
+    v.Check(s.weight_decay() >= 0, "optimizer.sgd.weight_decay", "must be >= 0", s.weight_decay());
+    v.Check(s.dampening() >= 0 && s.dampening() < 1, "optimizer.sgd.dampening", "must be in [0, 1)",
+            s.dampening());
     v.Check(!s.nesterov() || (s.momentum() > 0 && s.dampening() == 0), "optimizer.sgd.nesterov",
             "needs momentum > 0 and dampening 0",
             absl::StrCat("momentum ", s.momentum(), ", dampening ", s.dampening()));
@@ -80,8 +78,7 @@ void CheckOptimizer(const optim::OptimizerSpec& o, Violations& v) {
     v.Check(a.beta2() >= 0 && a.beta2() < 1, "optimizer.adam.beta2", "must be in [0, 1)",
             a.beta2());
     v.Check(a.eps() > 0, "optimizer.adam.eps", "must be > 0", a.eps());
-    v.Check(a.weight_decay() >= 0, "optimizer.adam.weight_decay", "must be >= 0",
-            a.weight_decay());
+    v.Check(a.weight_decay() >= 0, "optimizer.adam.weight_decay", "must be >= 0", a.weight_decay());
   }
 }
 
@@ -92,11 +89,11 @@ void CheckSchedule(const optim::LrScheduleSpec& s, int epochs, Violations& v) {
       v.Check(m.milestones(i) > 0, absl::StrCat("lr_schedule.multi_step.milestones[", i, "]"),
               "must be > 0", m.milestones(i));
       if (i > 0) {
-        v.Check(m.milestones(i) > m.milestones(i - 1),
-                absl::StrCat("lr_schedule.multi_step.milestones[", i, "]"),
-                absl::StrCat("must be greater than the previous milestone (",
-                             m.milestones(i - 1), ")"),
-                m.milestones(i));
+        v.Check(
+            m.milestones(i) > m.milestones(i - 1),
+            absl::StrCat("lr_schedule.multi_step.milestones[", i, "]"),
+            absl::StrCat("must be greater than the previous milestone (", m.milestones(i - 1), ")"),
+            m.milestones(i));
       }
     }
     v.Check(m.gamma() > 0 && m.gamma() <= 1, "lr_schedule.multi_step.gamma", "must be in (0, 1]",
@@ -128,8 +125,7 @@ void CheckQuantization(const QuantizationSpec& q, int epochs, Violations& v) {
             "must be in [0, 16] or 32 (0 and 32 = full precision)", bits);
   }
   if (q.has_lambda_alpha()) {
-    v.Check(q.lambda_alpha() >= 0, "quantization.lambda_alpha", "must be >= 0",
-            q.lambda_alpha());
+    v.Check(q.lambda_alpha() >= 0, "quantization.lambda_alpha", "must be >= 0", q.lambda_alpha());
   }
   v.Check(q.quant_warmup_epochs() >= 0 && q.quant_warmup_epochs() <= epochs,
           "quantization.quant_warmup_epochs",
@@ -171,9 +167,9 @@ std::vector<std::string> RecipeViolations(const Recipe& recipe) {
 absl::Status ValidateRecipe(const Recipe& recipe) {
   const std::vector<std::string> violations = RecipeViolations(recipe);
   if (violations.empty()) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat("invalid recipe (", violations.size(), " problem",
-                   violations.size() == 1 ? "" : "s", "):\n  ", absl::StrJoin(violations, "\n  ")));
+  return absl::InvalidArgumentError(absl::StrCat("invalid recipe (", violations.size(), " problem",
+                                                 violations.size() == 1 ? "" : "s", "):\n  ",
+                                                 absl::StrJoin(violations, "\n  ")));
 }
 
 absl::StatusOr<Recipe> LoadRecipe(const std::string& path, absl::string_view overrides) {

@@ -17,10 +17,16 @@ using ::testing::UnorderedElementsAre;
 constexpr char kValid[] = R"pb(
   name: "ok"
   model { resnet20 {} }
-  train_data { split: SPLIT_TRAIN synthetic {} }
-  eval_data { split: SPLIT_TEST synthetic {} }
+  train_data {
+    split: SPLIT_TRAIN
+    synthetic {}
+  }
+  eval_data {
+    split: SPLIT_TEST
+    synthetic {}
+  }
   optimizer { sgd { lr: 0.1 momentum: 0.9 weight_decay: 2e-4 } }
-  lr_schedule { multi_step { milestones: [60, 120] } }
+  lr_schedule { multi_step { milestones: [ 60, 120 ] } }
   quantization {
     activation { pact { bits: 4 } }
     weight { dorefa { bits: 4 } }
@@ -78,8 +84,9 @@ TEST(RecipeTest, ValidateRecipeListsAllProblemsInOneStatus) {
 
 TEST(RecipeTest, LoadRecipeAppliesOverridesBeforeValidating) {
   const std::string path = WriteRecipe("valid.pbtxt", kValid);
-  PACT_ASSERT_OK_AND_ASSIGN(Recipe recipe, LoadRecipe(path, "train { epochs: 1 } "
-                                                            "quantization { quant_warmup_epochs: 1 }"));
+  PACT_ASSERT_OK_AND_ASSIGN(Recipe recipe, LoadRecipe(path,
+                                                      "train { epochs: 1 } "
+                                                      "quantization { quant_warmup_epochs: 1 }"));
   EXPECT_EQ(recipe.train().epochs(), 1);
   // An override that breaks the recipe is caught by validation.
   const auto bad = LoadRecipe(path, "train { epochs: -3 }");

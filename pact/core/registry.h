@@ -53,20 +53,20 @@ class ComponentRegistry {
                         Factory factory, absl::string_view registered_at) {
     const google::protobuf::FieldDescriptor* field = FindChoice(name);
     if (field == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          kind_, " '", name, "' registered at ", registered_at, " is not a choice of ",
-          Spec::descriptor()->full_name(), ".impl; choices: {",
-          absl::StrJoin(ChoiceNames(), ", "), "}"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(kind_, " '", name, "' registered at ", registered_at, " is not a choice of ",
+                       Spec::descriptor()->full_name(), ".impl; choices: {",
+                       absl::StrJoin(ChoiceNames(), ", "), "}"));
     }
     if (field->message_type() != options_type) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          kind_, " '", name, "' registered at ", registered_at, " takes ",
-          options_type->full_name(), " but ", Spec::descriptor()->full_name(), ".", name,
-          " is ", field->message_type()->full_name()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(kind_, " '", name, "' registered at ", registered_at, " takes ",
+                       options_type->full_name(), " but ", Spec::descriptor()->full_name(), ".",
+                       name, " is ", field->message_type()->full_name()));
     }
     absl::MutexLock lock(&mu_);
-    auto [it, inserted] =
-        entries_.try_emplace(std::string(name), Entry{std::move(factory), std::string(registered_at)});
+    auto [it, inserted] = entries_.try_emplace(
+        std::string(name), Entry{std::move(factory), std::string(registered_at)});
     if (!inserted) {
       return absl::AlreadyExistsError(absl::StrCat(kind_, " '", name, "' registered twice: at ",
                                                    it->second.registered_at, " and at ",
@@ -177,13 +177,12 @@ class ComponentRegistry {
   absl::Status UnknownName(absl::string_view name) const {
     const std::string linked = absl::StrCat("[", absl::StrJoin(Names(), ", "), "]");
     if (FindChoice(name) != nullptr) {
-      return absl::NotFoundError(absl::StrCat(
-          kind_, " '", name, "' is declared in ", Spec::descriptor()->full_name(),
-          " but not linked into this binary; linked: ", linked,
-          "; add its library (pact_component, alwayslink) to ", aggregator_));
+      return absl::NotFoundError(
+          absl::StrCat(kind_, " '", name, "' is declared in ", Spec::descriptor()->full_name(),
+                       " but not linked into this binary; linked: ", linked,
+                       "; add its library (pact_component, alwayslink) to ", aggregator_));
     }
-    return absl::NotFoundError(
-        absl::StrCat("unknown ", kind_, " '", name, "'; known: ", linked));
+    return absl::NotFoundError(absl::StrCat("unknown ", kind_, " '", name, "'; known: ", linked));
   }
 
   const std::string kind_;
@@ -203,11 +202,9 @@ bool RegisterComponent(Registry& registry, const char* name, TypedFactory factor
       name, Options::descriptor(),
       [factory](const google::protobuf::Message& options, const auto& context) {
         if (options.GetDescriptor() != Options::descriptor()) {
-          return decltype(factory(std::declval<const Options&>(), context))(
-              absl::InternalError(absl::StrCat("options of type ",
-                                               options.GetDescriptor()->full_name(),
-                                               " given to a factory of ",
-                                               Options::descriptor()->full_name())));
+          return decltype(factory(std::declval<const Options&>(), context))(absl::InternalError(
+              absl::StrCat("options of type ", options.GetDescriptor()->full_name(),
+                           " given to a factory of ", Options::descriptor()->full_name())));
         }
         return factory(static_cast<const Options&>(options), context);
       },
@@ -220,10 +217,10 @@ bool RegisterComponent(Registry& registry, const char* name, TypedFactory factor
 
 // Registers `factory` as implementation `name` (an identifier equal to the spec's oneof field)
 // of the registry `registry_expr`. Use in a .cc file at namespace scope, never in a header.
-#define PACT_REGISTER_COMPONENT(registry_expr, name, OptionsType, factory)            \
-  namespace {                                                                         \
-  [[maybe_unused]] const bool pact_registered_##name =                                \
-      ::pact::internal::RegisterComponent<OptionsType>(                               \
+#define PACT_REGISTER_COMPONENT(registry_expr, name, OptionsType, factory)                 \
+  namespace {                                                                              \
+  [[maybe_unused]] const bool pact_registered_##name =                                     \
+      ::pact::internal::RegisterComponent<OptionsType>(                                    \
           registry_expr, #name, factory, __FILE__ ":" PACT_REGISTRY_STRINGIFY_(__LINE__)); \
   }
 

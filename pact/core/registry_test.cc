@@ -53,8 +53,9 @@ TEST(RegistryTest, CreateBuildsTheSelectedChoice) {
 
 TEST(RegistryTest, ScopedRegistrationAddsAndRemoves) {
   {
-    PACT_ASSERT_OK_AND_ASSIGN(auto scoped, (ScopedRegistration<WidgetRegistry>::Create<GadgetOptions>(
-                                               TestRegistry(), "gadget", BuildGadget)));
+    PACT_ASSERT_OK_AND_ASSIGN(auto scoped,
+                              (ScopedRegistration<WidgetRegistry>::Create<GadgetOptions>(
+                                  TestRegistry(), "gadget", BuildGadget)));
     const auto spec = testing::ParseTextProtoOrDie<WidgetSpec>("gadget { label: 'x' }");
     PACT_ASSERT_OK_AND_ASSIGN(std::string product, TestRegistry().Create(spec, Context{}));
     EXPECT_EQ(product, "gadget:x");
@@ -76,8 +77,8 @@ TEST(RegistryTest, DuplicateNameIsRejectedWithBothLocations) {
 }
 
 TEST(RegistryTest, NameMustBeAOneofChoice) {
-  const absl::Status status = TestRegistry().Register(
-      "not_a_choice", WidgetOptions::descriptor(), nullptr, "x.cc:1");
+  const absl::Status status =
+      TestRegistry().Register("not_a_choice", WidgetOptions::descriptor(), nullptr, "x.cc:1");
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(status.message()), HasSubstr("choices: {widget, gadget, spare}"));
 }
@@ -129,10 +130,9 @@ TEST(RegistryTest, ChoiceNamesFollowDeclarationOrder) {
 }
 
 TEST(RegistryDeathTest, DuplicateStaticRegistrationAbortsAtStartup) {
-  EXPECT_DEATH(
-      internal::RegisterComponent<WidgetOptions>(TestRegistry(), "widget", BuildWidget,
-                                                 "again.cc:1"),
-      "registered twice");
+  EXPECT_DEATH(internal::RegisterComponent<WidgetOptions>(TestRegistry(), "widget", BuildWidget,
+                                                          "again.cc:1"),
+               "registered twice");
 }
 
 }  // namespace

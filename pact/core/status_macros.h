@@ -13,27 +13,27 @@
 #define PACT_STATUS_CONCAT_(a, b) PACT_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define PACT_RETURN_IF_ERROR(expr)                                       \
-  do {                                                                   \
-    const ::absl::Status pact_status_ = (expr);                          \
-    if (!pact_status_.ok()) return pact_status_;                         \
+#define PACT_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    const ::absl::Status pact_status_ = (expr);  \
+    if (!pact_status_.ok()) return pact_status_; \
   } while (false)
 
 // Like PACT_RETURN_IF_ERROR, prefixing the message with `context` ("building model: ...").
-#define PACT_RETURN_WITH_CONTEXT_IF_ERROR(expr, ...)                            \
-  do {                                                                          \
-    const ::absl::Status pact_status_ = (expr);                                 \
-    if (!pact_status_.ok()) {                                                   \
+#define PACT_RETURN_WITH_CONTEXT_IF_ERROR(expr, ...)                                   \
+  do {                                                                                 \
+    const ::absl::Status pact_status_ = (expr);                                        \
+    if (!pact_status_.ok()) {                                                          \
       return ::pact::internal::WithContext(pact_status_, ::absl::StrCat(__VA_ARGS__)); \
-    }                                                                           \
+    }                                                                                  \
   } while (false)
 
 // `lhs = value` of an absl::StatusOr<T> expression, or returns its error.
 #define PACT_ASSIGN_OR_RETURN(lhs, expr) \
   PACT_ASSIGN_OR_RETURN_IMPL_(PACT_STATUS_CONCAT_(pact_statusor_, __LINE__), lhs, expr)
 
-#define PACT_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                                \
+#define PACT_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr)   \
+  auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
 

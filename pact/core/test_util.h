@@ -28,8 +28,10 @@ const absl::Status& GetStatus(const absl::StatusOr<T>& status_or) {
 
 }  // namespace pact::testing
 
-#define PACT_EXPECT_OK(expr) EXPECT_TRUE(::pact::testing::GetStatus(expr).ok()) << ::pact::testing::GetStatus(expr)
-#define PACT_ASSERT_OK(expr) ASSERT_TRUE(::pact::testing::GetStatus(expr).ok()) << ::pact::testing::GetStatus(expr)
+#define PACT_EXPECT_OK(expr) \
+  EXPECT_TRUE(::pact::testing::GetStatus(expr).ok()) << ::pact::testing::GetStatus(expr)
+#define PACT_ASSERT_OK(expr) \
+  ASSERT_TRUE(::pact::testing::GetStatus(expr).ok()) << ::pact::testing::GetStatus(expr)
 
 #define PACT_TEST_CONCAT_INNER_(a, b) a##b
 #define PACT_TEST_CONCAT_(a, b) PACT_TEST_CONCAT_INNER_(a, b)

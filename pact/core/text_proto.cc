@@ -28,8 +28,8 @@ class LocatedErrors : public google::protobuf::io::ErrorCollector {
 
   void AddError(int line, google::protobuf::io::ColumnNumber column,
                 const std::string& message) override {
-    errors_.push_back(
-        absl::StrCat(path_, ":", line + 1, ":", StartOfName(line, column, message) + 1, ": ", message));
+    errors_.push_back(absl::StrCat(path_, ":", line + 1, ":",
+                                   StartOfName(line, column, message) + 1, ": ", message));
   }
   void AddWarning(int line, google::protobuf::io::ColumnNumber column,
                   const std::string& message) override {
@@ -101,7 +101,7 @@ void MergeReplacingRepeated(const Message& overrides, Message* message) {
       to->ClearField(message, field);
       for (int i = 0; i < from->FieldSize(overrides, field); ++i) {
         switch (field->cpp_type()) {
-#define PACT_COPY_REPEATED_(CPPTYPE, Name)                                         \
+#define PACT_COPY_REPEATED_(CPPTYPE, Name)                                       \
   case FieldDescriptor::CPPTYPE:                                                 \
     to->Add##Name(message, field, from->GetRepeated##Name(overrides, field, i)); \
     break;
@@ -125,13 +125,14 @@ void MergeReplacingRepeated(const Message& overrides, Message* message) {
     if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
       // Switching a oneof to another choice clears the old one (MutableMessage does that);
       // staying on the same choice merges its options field by field.
-      MergeReplacingRepeated(from->GetMessage(overrides, field), to->MutableMessage(message, field));
+      MergeReplacingRepeated(from->GetMessage(overrides, field),
+                             to->MutableMessage(message, field));
       continue;
     }
     switch (field->cpp_type()) {
-#define PACT_COPY_SINGULAR_(CPPTYPE, Name)                                 \
-  case FieldDescriptor::CPPTYPE:                                         \
-    to->Set##Name(message, field, from->Get##Name(overrides, field));    \
+#define PACT_COPY_SINGULAR_(CPPTYPE, Name)                            \
+  case FieldDescriptor::CPPTYPE:                                      \
+    to->Set##Name(message, field, from->Get##Name(overrides, field)); \
     break;
       PACT_COPY_SINGULAR_(CPPTYPE_INT32, Int32)
       PACT_COPY_SINGULAR_(CPPTYPE_INT64, Int64)

@@ -18,18 +18,19 @@ using ::testing::HasSubstr;
 TEST(ParseTextProtoTest, ParsesAValidRecipe) {
   Recipe recipe;
   PACT_ASSERT_OK(ParseTextProto(R"pb(
-    name: "r"
-    model { resnet20 { depth: 32 } }
-    lr_schedule { multi_step { milestones: [60, 120] } }
-  )pb", "r.pbtxt", &recipe));
+                                  name: "r"
+                                  model { resnet20 { depth: 32 } }
+                                  lr_schedule { multi_step { milestones: [ 60, 120 ] } }
+                                )pb",
+                                "r.pbtxt", &recipe));
   EXPECT_EQ(recipe.model().resnet20().depth(), 32);
   EXPECT_THAT(recipe.lr_schedule().multi_step().milestones(), ElementsAre(60, 120));
 }
 
 TEST(ParseTextProtoTest, UnknownFieldReportsPathLineAndColumn) {
   Recipe recipe;
-  const absl::Status status = ParseTextProto("name: \"r\"\nmodel { resnet20 { dept: 20 } }\n",
-                                             "recipes/x.pbtxt", &recipe);
+  const absl::Status status =
+      ParseTextProto("name: \"r\"\nmodel { resnet20 { dept: 20 } }\n", "recipes/x.pbtxt", &recipe);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(status.message(),
             "recipes/x.pbtxt:2:20: Message type \"pact.models.CifarResNetOptions\" has no field "
@@ -38,16 +39,15 @@ TEST(ParseTextProtoTest, UnknownFieldReportsPathLineAndColumn) {
 
 TEST(ParseTextProtoTest, TwoOneofChoicesAreRejectedWithLocation) {
   Recipe recipe;
-  const absl::Status status = ParseTextProto(
-      "optimizer {\n  sgd {}\n  adam {}\n}\n", "two.pbtxt", &recipe);
+  const absl::Status status =
+      ParseTextProto("optimizer {\n  sgd {}\n  adam {}\n}\n", "two.pbtxt", &recipe);
   EXPECT_THAT(std::string(status.message()), HasSubstr("two.pbtxt:3:"));
   EXPECT_THAT(std::string(status.message()), HasSubstr("oneof"));
 }
 
 TEST(ParseTextProtoTest, BadValueTypeIsLocated) {
   Recipe recipe;
-  const absl::Status status =
-      ParseTextProto("train { epochs: \"many\" }", "t.pbtxt", &recipe);
+  const absl::Status status = ParseTextProto("train { epochs: \"many\" }", "t.pbtxt", &recipe);
   EXPECT_THAT(std::string(status.message()), HasSubstr("t.pbtxt:1:17: Expected integer"));
 }
 
@@ -82,8 +82,8 @@ TEST(MergeTextOverridesTest, SingularFieldsAndNestedMessagesMerge) {
 
 TEST(MergeTextOverridesTest, SwitchingAOneofDropsTheOldChoice) {
   Recipe recipe = testing::ParseTextProtoOrDie<Recipe>("optimizer { sgd { lr: 0.1 } }");
-  PACT_ASSERT_OK(MergeTextOverrides("optimizer { adam { lr: 0.001 } }", "--recipe_overrides",
-                                    &recipe));
+  PACT_ASSERT_OK(
+      MergeTextOverrides("optimizer { adam { lr: 0.001 } }", "--recipe_overrides", &recipe));
   EXPECT_FALSE(recipe.optimizer().has_sgd());
   EXPECT_DOUBLE_EQ(recipe.optimizer().adam().lr(), 0.001);
 }

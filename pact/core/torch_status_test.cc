@@ -1,8 +1,8 @@
 #include "pact/core/torch_status.h"
 
-#include <stdexcept>
-
 #include <torch/torch.h>
+
+#include <stdexcept>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -21,7 +21,9 @@ TEST(TorchCallTest, ValueIsReturned) {
 }
 
 TEST(TorchCallTest, TorchErrorBecomesInternalWithoutBacktrace) {
-  auto result = TorchCall("bad matmul", [] { return torch::matmul(torch::ones({2, 3}), torch::ones({2, 3})); });
+  auto result = TorchCall("bad matmul", [] {
+    return torch::matmul(torch::ones({2, 3}), torch::ones({2, 3}));
+  });
   EXPECT_EQ(result.status().code(), absl::StatusCode::kInternal);
   EXPECT_THAT(std::string(result.status().message()), HasSubstr("bad matmul: "));
   EXPECT_THAT(std::string(result.status().message()), HasSubstr("cannot be multiplied"));

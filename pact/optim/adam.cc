@@ -1,9 +1,9 @@
 // Registers Adam ("adam"); the paper's optimizer for SVHN and AlexNet.
+#include <torch/optim/adam.h>
+
 #include <memory>
 #include <tuple>
 #include <vector>
-
-#include <torch/optim/adam.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -24,8 +24,10 @@ torch::optim::AdamOptions ToTorch(const AdamOptions& o, double weight_decay) {
 
 absl::StatusOr<std::shared_ptr<Optimizer>> BuildAdam(const AdamOptions& o,
                                                      const OptimizerContext& context) {
-  if (!(o.lr() > 0)) return absl::InvalidArgumentError(absl::StrCat("adam.lr: must be > 0, got ", o.lr()));
-  if (!(o.eps() > 0)) return absl::InvalidArgumentError(absl::StrCat("adam.eps: must be > 0, got ", o.eps()));
+  if (!(o.lr() > 0))
+    return absl::InvalidArgumentError(absl::StrCat("adam.lr: must be > 0, got ", o.lr()));
+  if (!(o.eps() > 0))
+    return absl::InvalidArgumentError(absl::StrCat("adam.eps: must be > 0, got ", o.eps()));
   return TorchCall("building adam", [&] {
     std::vector<torch::optim::OptimizerParamGroup> groups;
     if (!context.decayed.empty()) {

@@ -19,8 +19,8 @@ class MultiStep : public LrSchedule {
       : milestones_(std::move(milestones)), gamma_(gamma) {}
   // Milestone m takes effect from epoch m on (PyTorch's MultiStepLR stepped once per epoch).
   double Factor(int epoch) const override {
-    const auto passed = std::upper_bound(milestones_.begin(), milestones_.end(), epoch) -
-                        milestones_.begin();
+    const auto passed =
+        std::upper_bound(milestones_.begin(), milestones_.end(), epoch) - milestones_.begin();
     return std::pow(gamma_, static_cast<double>(passed));
   }
 
@@ -34,9 +34,9 @@ absl::StatusOr<std::shared_ptr<const LrSchedule>> BuildMultiStep(const MultiStep
   std::vector<int> milestones(o.milestones().begin(), o.milestones().end());
   for (size_t i = 0; i < milestones.size(); ++i) {
     if (milestones[i] <= 0 || (i > 0 && milestones[i] <= milestones[i - 1])) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "multi_step.milestones: must be positive and strictly increasing, got [",
-          absl::StrJoin(milestones, ", "), "]"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("multi_step.milestones: must be positive and strictly increasing, got [",
+                       absl::StrJoin(milestones, ", "), "]"));
     }
   }
   if (!(o.gamma() > 0 && o.gamma() <= 1)) {

@@ -1,6 +1,6 @@
-#include <memory>
-
 #include <torch/torch.h>
+
+#include <memory>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -54,8 +54,7 @@ TEST(OptimizerTest, SgdDecaysOnlyTheDecayedGroup) {
   torch::Tensor alpha = torch::ones({1}, torch::requires_grad());
   OptimizerContext context{{w}, {alpha}};
   auto optimizer = GetOptimizerRegistry().Create(
-      ParseTextProtoOrDie<OptimizerSpec>("sgd { lr: 0.5 momentum: 0 weight_decay: 0.1 }"),
-      context);
+      ParseTextProtoOrDie<OptimizerSpec>("sgd { lr: 0.5 momentum: 0 weight_decay: 0.1 }"), context);
   ASSERT_TRUE(optimizer.ok()) << optimizer.status();
   w.mutable_grad() = torch::zeros({2});
   alpha.mutable_grad() = torch::zeros({1});
@@ -81,10 +80,11 @@ TEST(OptimizerTest, LearningRateIsSetOnEveryGroup) {
 }
 
 TEST(OptimizerTest, BadOptionsAreRejected) {
-  auto bad = GetOptimizerRegistry().Create(
-      ParseTextProtoOrDie<OptimizerSpec>("sgd { lr: -1 }"), OptimizerContext{});
+  auto bad = GetOptimizerRegistry().Create(ParseTextProtoOrDie<OptimizerSpec>("sgd { lr: -1 }"),
+                                           OptimizerContext{});
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("optimizer 'sgd': sgd.lr: must be > 0"));
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("optimizer 'sgd': sgd.lr: must be > 0"));
 }
 
 TEST(OptimizerTest, UnknownNameListsKnownOptimizers) {

@@ -2,11 +2,11 @@
 #ifndef PACT_OPTIM_OPTIMIZER_H_
 #define PACT_OPTIM_OPTIMIZER_H_
 
-#include <memory>
-#include <vector>
-
 #include <torch/optim/optimizer.h>
 #include <torch/types.h>
+
+#include <memory>
+#include <vector>
 
 #include "pact/core/registry.h"
 #include "pact/optim/lr_schedule_spec.pb.h"

@@ -1,8 +1,8 @@
 // Registers SGD with momentum ("sgd"); the paper's optimizer for CIFAR-10 and ImageNet ResNets.
+#include <torch/optim/sgd.h>
+
 #include <memory>
 #include <vector>
-
-#include <torch/optim/sgd.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -23,15 +23,16 @@ torch::optim::SGDOptions ToTorch(const SgdOptions& o, double weight_decay) {
 
 absl::StatusOr<std::shared_ptr<Optimizer>> BuildSgd(const SgdOptions& o,
                                                     const OptimizerContext& context) {
-  if (!(o.lr() > 0)) return absl::InvalidArgumentError(absl::StrCat("sgd.lr: must be > 0, got ", o.lr()));
+  if (!(o.lr() > 0))
+    return absl::InvalidArgumentError(absl::StrCat("sgd.lr: must be > 0, got ", o.lr()));
   if (o.nesterov() && (o.momentum() <= 0 || o.dampening() != 0)) {
     return absl::InvalidArgumentError("sgd.nesterov: needs momentum > 0 and dampening 0");
   }
   return TorchCall("building sgd", [&] {
     std::vector<torch::optim::OptimizerParamGroup> groups;
     if (!context.decayed.empty()) {
-      groups.emplace_back(context.decayed, std::make_unique<torch::optim::SGDOptions>(
-                                               ToTorch(o, o.weight_decay())));
+      groups.emplace_back(context.decayed,
+                          std::make_unique<torch::optim::SGDOptions>(ToTorch(o, o.weight_decay())));
     }
     if (!context.not_decayed.empty()) {
       groups.emplace_back(context.not_decayed,

@@ -29,7 +29,8 @@ absl::StatusOr<std::shared_ptr<const LrSchedule>> BuildStep(const StepOptions& o
         absl::StrCat("step.step_epochs: must be > 0, got ", o.step_epochs()));
   }
   if (!(o.gamma() > 0 && o.gamma() <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat("step.gamma: must be in (0, 1], got ", o.gamma()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("step.gamma: must be in (0, 1], got ", o.gamma()));
   }
   return std::make_shared<Step>(o.step_epochs(), o.gamma());
 }

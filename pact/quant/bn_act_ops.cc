@@ -1,15 +1,15 @@
 #include "pact/quant/bn_act_ops.h"
 
-#include <algorithm>
-#include <atomic>
-#include <cmath>
-#include <vector>
-
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/torch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <vector>
 
 #include "pact/quant/pact_kernels.h"
 #include "pact/quant/pact_ops.h"
@@ -313,7 +313,7 @@ struct BnActFunction : public torch::autograd::Function<BnActFunction> {
       const torch::Tensor like = ctx->saved_data["alpha_like"].toTensor();
       alpha_grad = torch::full(like.sizes(), grad_alpha, like.options());
     }
-    return {grad_x,       grad_weight,     grad_bias,       alpha_grad,
+    return {grad_x,        grad_weight,     grad_bias,      alpha_grad,
             grad_residual, torch::Tensor(), torch::Tensor()};
   }
 };
@@ -342,8 +342,8 @@ bool BatchNormActivationFusion() { return g_fusion_enabled.load(); }
 
 bool BatchNormActivationIsFused(const torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x,
                                 const torch::Tensor& residual) {
-  if (!BatchNormActivationFusion() || !UsesFusedKernels(x) || x.dim() != 4 ||
-      x.numel() == 0 || !bn.options.affine() ||
+  if (!BatchNormActivationFusion() || !UsesFusedKernels(x) || x.dim() != 4 || x.numel() == 0 ||
+      !bn.options.affine() ||
       !(x.is_contiguous() || x.is_contiguous(torch::MemoryFormat::ChannelsLast))) {
     return false;
   }
@@ -374,10 +374,10 @@ bool BatchNormActivationIsFused(const torch::nn::BatchNorm2dImpl& bn, const torc
 torch::Tensor BatchNormActivation(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x,
                                   const torch::Tensor& residual, const FusedActivation& act) {
   const bool pact = act.kind == FusedActivation::Kind::kPact;
-  const bool grad = torch::GradMode::is_enabled() &&
-                    (x.requires_grad() || bn.weight.requires_grad() ||
-                     bn.bias.requires_grad() || (pact && act.alpha.requires_grad()) ||
-                     (residual.defined() && residual.requires_grad()));
+  const bool grad =
+      torch::GradMode::is_enabled() &&
+      (x.requires_grad() || bn.weight.requires_grad() || bn.bias.requires_grad() ||
+       (pact && act.alpha.requires_grad()) || (residual.defined() && residual.requires_grad()));
   const bool batch_stats = bn.is_training() || !bn.options.track_running_stats();
   if (!BatchNormActivationIsFused(bn, x, residual) || (grad && !batch_stats)) {
     torch::Tensor z = bn.forward(x);
@@ -392,9 +392,8 @@ torch::Tensor BatchNormActivation(torch::nn::BatchNorm2dImpl& bn, const torch::T
 
   ChannelStats stats;
   if (batch_stats) {
-    const double factor = bn.is_training() && bn.options.track_running_stats()
-                              ? RunningAverageFactor(bn)
-                              : 0.0;
+    const double factor =
+        bn.is_training() && bn.options.track_running_stats() ? RunningAverageFactor(bn) : 0.0;
     {
       torch::NoGradGuard no_grad;
       stats = BatchStats(x.detach(), bn.options.eps());
@@ -415,9 +414,8 @@ torch::Tensor BatchNormActivation(torch::nn::BatchNorm2dImpl& bn, const torch::T
   } else {
     torch::NoGradGuard no_grad;
     stats.mean = bn.running_mean;
-    stats.invstd = (bn.running_var.to(torch::kDouble) + bn.options.eps())
-                       .rsqrt()
-                       .to(x.scalar_type());
+    stats.invstd =
+        (bn.running_var.to(torch::kDouble) + bn.options.eps()).rsqrt().to(x.scalar_type());
   }
   torch::NoGradGuard no_grad;
   return ApplyForward(x.detach(), r.defined() ? r.detach() : r, stats.mean, stats.invstd,

@@ -34,9 +34,9 @@
 #ifndef PACT_QUANT_BN_ACT_OPS_H_
 #define PACT_QUANT_BN_ACT_OPS_H_
 
-#include <cstdint>
-
 #include <torch/types.h>
+
+#include <cstdint>
 
 namespace torch::nn {
 class BatchNorm2dImpl;

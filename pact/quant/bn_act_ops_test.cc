@@ -1,6 +1,9 @@
 // Tests of the fused BatchNorm2d + ReLU/PACT (+ residual) op against the composed modules.
 #include "pact/quant/bn_act_ops.h"
 
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
@@ -8,9 +11,6 @@
 #include <string>
 #include <tuple>
 #include <vector>
-
-#include <ATen/Parallel.h>
-#include <torch/torch.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -1,14 +1,14 @@
 #include "pact/quant/buffer_cache.h"
 
-#include <iterator>
-#include <mutex>
-#include <unordered_map>
-#include <vector>
-
 #include <ATen/EmptyTensor.h>
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
+
+#include <iterator>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
 
 namespace pact::quant {
 namespace {

@@ -20,9 +20,9 @@
 #ifndef PACT_QUANT_BUFFER_CACHE_H_
 #define PACT_QUANT_BUFFER_CACHE_H_
 
-#include <cstdint>
-
 #include <ATen/core/Tensor.h>
+
+#include <cstdint>
 
 namespace pact::quant {
 

@@ -1,10 +1,10 @@
 #include "pact/quant/buffer_cache.h"
 
-#include <thread>
-#include <vector>
-
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+
+#include <thread>
+#include <vector>
 
 namespace pact::quant {
 namespace {

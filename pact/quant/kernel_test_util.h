@@ -11,8 +11,7 @@ namespace pact::quant {
 // Restores the intra-op thread count and the kernel ISA that a test changes.
 class ScopedThreadsAndIsa {
  public:
-  ScopedThreadsAndIsa()
-      : threads_(at::get_num_threads()), isa_(kernels::ActiveKernelIsa()) {}
+  ScopedThreadsAndIsa() : threads_(at::get_num_threads()), isa_(kernels::ActiveKernelIsa()) {}
   ~ScopedThreadsAndIsa() {
     at::set_num_threads(threads_);
     kernels::SetKernelIsa(isa_);

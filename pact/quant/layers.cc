@@ -1,14 +1,14 @@
 #include "pact/quant/layers.h"
 
-#include <cmath>
-#include <ostream>
-#include <array>
-#include <utility>
-
 #include <ATen/ops/mkldnn_linear.h>
 #include <ATen/ops/mkldnn_linear_backward_input.h>
 #include <ATen/ops/mkldnn_linear_backward_weights.h>
 #include <torch/torch.h>
+
+#include <array>
+#include <cmath>
+#include <ostream>
+#include <utility>
 
 #include "glog/logging.h"
 #include "pact/quant/bn_act_ops.h"
@@ -127,8 +127,8 @@ QuantLinearImpl::QuantLinearImpl(const torch::nn::LinearOptions& options,
     : options_(options),
       quantizer_(quantizer ? std::move(quantizer) : std::make_shared<NoWeightQuantizer>()),
       control_(std::move(control)) {
-  weight = register_parameter("weight",
-                              torch::empty({options_.out_features(), options_.in_features()}));
+  weight =
+      register_parameter("weight", torch::empty({options_.out_features(), options_.in_features()}));
   if (options_.bias()) bias = register_parameter("bias", torch::empty({options_.out_features()}));
   ResetLikeTorch(weight, bias);
 }
@@ -172,8 +172,7 @@ int PactActivation::EffectiveBitsAndCheckAlpha() {
   if (!(value >= alpha_min_)) {  // also catches NaN
     ++guard_hits_;
     LOG_EVERY_N(WARNING, 100) << "PACT alpha " << value << " below alpha_min " << alpha_min_
-                              << ": clamped in forward (" << guard_hits_
-                              << " times in this layer)";
+                              << ": clamped in forward (" << guard_hits_ << " times in this layer)";
   }
   return QuantizationOn(control_) ? bits_ : 0;
 }

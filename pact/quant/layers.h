@@ -8,14 +8,14 @@
 #ifndef PACT_QUANT_LAYERS_H_
 #define PACT_QUANT_LAYERS_H_
 
-#include <memory>
-#include <string>
-#include <vector>
-
 #include <torch/nn/module.h>
 #include <torch/nn/options/conv.h>
 #include <torch/nn/options/linear.h>
 #include <torch/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "pact/quant/quantizer.h"
 

@@ -2,11 +2,11 @@
 // and the quantizer registries built from text specs.
 #include "pact/quant/layers.h"
 
+#include <torch/torch.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "absl/status/status.h"
 #include "gmock/gmock.h"

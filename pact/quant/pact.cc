@@ -19,9 +19,8 @@ class PactQuantizer : public ActivationQuantizer {
   // alpha (bits 0), as in the paper.
   std::shared_ptr<ActivationModule> Create(
       bool quantize, std::shared_ptr<const QuantControl> control) const override {
-    return std::make_shared<PactActivation>(quantize ? options_.bits() : 0,
-                                            options_.alpha_init(), options_.alpha_min(),
-                                            std::move(control));
+    return std::make_shared<PactActivation>(quantize ? options_.bits() : 0, options_.alpha_init(),
+                                            options_.alpha_min(), std::move(control));
   }
 
  private:
@@ -36,9 +35,9 @@ absl::StatusOr<std::shared_ptr<const ActivationQuantizer>> BuildPact(const PactO
   }
   if (!(options.alpha_init() > 0) || !(options.alpha_min() > 0) ||
       options.alpha_min() > options.alpha_init()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "pact: need 0 < alpha_min <= alpha_init, got alpha_min ", options.alpha_min(),
-        " and alpha_init ", options.alpha_init()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("pact: need 0 < alpha_min <= alpha_init, got alpha_min ", options.alpha_min(),
+                     " and alpha_init ", options.alpha_init()));
   }
   return std::make_shared<PactQuantizer>(options);
 }

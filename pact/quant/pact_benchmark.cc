@@ -24,16 +24,15 @@
 // --benchmark_enable_random_interleaving=true and read the _min aggregates: with another
 // process keeping a core busy, every 2-thread parallel region can wait a scheduler slice
 // (several ms), for ATen's ops and ours alike, while 1-thread rows stay stable.
+#include <ATen/Parallel.h>
+#include <benchmark/benchmark.h>
 #include <malloc.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
-
-#include <ATen/Parallel.h>
-#include <benchmark/benchmark.h>
-#include <torch/torch.h>
 
 #include "pact/quant/bn_act_ops.h"
 #include "pact/quant/pact_kernels.h"
@@ -81,8 +80,7 @@ std::string Label(const std::vector<int64_t>& shape) {
 // Sets the thread count and, for kFusedGeneric, the kernel ISA; restores the ISA after.
 class BenchmarkSetup {
  public:
-  BenchmarkSetup(benchmark::State& state, Impl impl)
-      : isa_(kernels::ActiveKernelIsa()) {
+  BenchmarkSetup(benchmark::State& state, Impl impl) : isa_(kernels::ActiveKernelIsa()) {
     at::set_num_threads(static_cast<int>(state.range(1)));
     if (impl == Impl::kFusedGeneric) kernels::SetKernelIsa(kernels::KernelIsa::kGeneric);
   }
@@ -200,8 +198,9 @@ void BM_BatchNormActivation(benchmark::State& state) {
   const torch::Tensor x = (torch::randn(shape) * 2.0 + 0.5)
                               .contiguous(torch::MemoryFormat::ChannelsLast)
                               .requires_grad_(true);
-  const torch::Tensor r = residual ? torch::randn(shape).contiguous(torch::MemoryFormat::ChannelsLast)
-                                   : torch::Tensor();
+  const torch::Tensor r = residual
+                              ? torch::randn(shape).contiguous(torch::MemoryFormat::ChannelsLast)
+                              : torch::Tensor();
   const torch::Tensor grad = torch::randn(shape).contiguous(torch::MemoryFormat::ChannelsLast);
   FusedActivation act;
   if (pact) {

@@ -66,14 +66,14 @@ struct Kernels {
   // split tensors at multiples of kMaskGroup. `stream`: write y with non-temporal stores, for
   // tensors bigger than the last-level cache, which a normal store would first read in (the
   // float kernels honour it when writing a mask; values are the same either way).
-  void (*pact_forward)(const T* x, T* y, PactMaskWord* mask, int64_t n, T alpha, T scale,
-                       T step, bool quantize, bool stream);
+  void (*pact_forward)(const T* x, T* y, PactMaskWord* mask, int64_t n, T alpha, T scale, T step,
+                       bool quantize, bool stream);
   // One block (n <= kReduceBlock, g[0] starting a group): grad_x = g where the mask says
   // inside, else exactly 0 (a NaN or inf gradient elsewhere does not leak); returns the sum of
   // g over the elements above. With `broadcast_g`, every element's gradient is g[0] (a
   // gradient expanded from a scalar). `stream` as in pact_forward, for grad_x.
-  double (*pact_backward_mask)(const T* g, bool broadcast_g, const PactMaskWord* mask,
-                               T* grad_x, int64_t n, bool stream);
+  double (*pact_backward_mask)(const T* g, bool broadcast_g, const PactMaskWord* mask, T* grad_x,
+                               int64_t n, bool stream);
   // As pact_backward_mask, but classifies x against alpha on the fly.
   double (*pact_backward_x)(const T* g, bool broadcast_g, const T* x, T alpha, T* grad_x,
                             int64_t n);
@@ -96,13 +96,13 @@ struct Kernels {
   void (*bn_stats)(const T* x, int64_t n, T shift, double* lanes);
   // z = x * scale + shift, plus r[i] when r is not null (the residual); y = activation(z);
   // the code (kCode*) when `code` is not null (ReLU: inside or below).
-  void (*bn_act_forward)(const T* x, const T* r, T* y, uint8_t* code, int64_t n, T scale,
-                         T shift, const ClipParams<T>& clip);
+  void (*bn_act_forward)(const T* x, const T* r, T* y, uint8_t* code, int64_t n, T scale, T shift,
+                         const ClipParams<T>& clip);
   // Backward sums: with g' = g where code is inside, else 0: lanes[0, 8) += g',
   // lanes[8, 16) += (x - mean) * g', lanes[16, 24) += g where code is above. Writes g' to
   // g_masked when it is not null (the residual's gradient).
-  void (*bn_act_backward_reduce)(const T* g, const uint8_t* code, const T* x, T mean,
-                                 T* g_masked, int64_t n, double* lanes);
+  void (*bn_act_backward_reduce)(const T* g, const uint8_t* code, const T* x, T mean, T* g_masked,
+                                 int64_t n, double* lanes);
   // grad_x = (g' - grad_mean - (x - mean) * k) * invstd * w, ATen's training-mode BatchNorm
   // backward with its operation order.
   void (*bn_backward_apply)(const T* g, const uint8_t* code, const T* x, T* grad_x, int64_t n,
@@ -112,12 +112,10 @@ struct Kernels {
   // per-channel values as arrays of c. Sums accumulate row by row into per-channel doubles
   // (s1/s2, or sums[0, c), [c, 2c), [2c, 3c)), so each channel's sum has one fixed order.
   void (*bn_stats_nhwc)(const T* x, int64_t rows, int64_t c, const T* shift, double* sums);
-  void (*bn_act_forward_nhwc)(const T* x, const T* r, T* y, uint8_t* code, int64_t rows,
-                              int64_t c, const T* scale, const T* shift,
-                              const ClipParams<T>& clip);
-  void (*bn_act_backward_reduce_nhwc)(const T* g, const uint8_t* code, const T* x,
-                                      const T* mean, T* g_masked, int64_t rows, int64_t c,
-                                      double* sums);
+  void (*bn_act_forward_nhwc)(const T* x, const T* r, T* y, uint8_t* code, int64_t rows, int64_t c,
+                              const T* scale, const T* shift, const ClipParams<T>& clip);
+  void (*bn_act_backward_reduce_nhwc)(const T* g, const uint8_t* code, const T* x, const T* mean,
+                                      T* g_masked, int64_t rows, int64_t c, double* sums);
   void (*bn_backward_apply_nhwc)(const T* g, const uint8_t* code, const T* x, T* grad_x,
                                  int64_t rows, int64_t c, const T* mean, const T* grad_mean,
                                  const T* k, const T* invstd, const T* w);

@@ -214,8 +214,8 @@ void PactForwardMaskAvx2(const float* __restrict x, float* __restrict y,
     __builtin_memcpy(mask + i / kMaskGroup, &words, sizeof(words));  // little-endian x86
   }
   if (kStream) _mm_sfence();  // order the streamed stores before whatever the caller does next
-  PactForwardLoop<float, kQuantize, true>(x + i, y + i, mask + i / kMaskGroup, n - i, alpha,
-                                          scale, step);
+  PactForwardLoop<float, kQuantize, true>(x + i, y + i, mask + i / kMaskGroup, n - i, alpha, scale,
+                                          step);
 }
 #elif defined(__SSE2__)
 // A 16-byte-aligned store of 4 floats; non-temporal when kStream.
@@ -257,8 +257,8 @@ void PactForwardMaskSse2(const float* __restrict x, float* __restrict y,
     mask[i / kMaskGroup] = static_cast<PactMaskWord>(ge0 | (ge_alpha << 8));
   }
   if (kStream) _mm_sfence();
-  PactForwardLoop<float, kQuantize, true>(x + i, y + i, mask + i / kMaskGroup, n - i, alpha,
-                                          scale, step);
+  PactForwardLoop<float, kQuantize, true>(x + i, y + i, mask + i / kMaskGroup, n - i, alpha, scale,
+                                          step);
 }
 #endif  // __AVX2__, __SSE2__
 
@@ -405,8 +405,7 @@ double PactBackwardMaskSse2(const float* __restrict g, const PactMaskWord* __res
     DwordMasks(kByteMasks.masks[above], above_mask);
     for (int u = 0; u < 2; ++u) {
       const __m128 gv = _mm_loadu_ps(g + i + 4 * u);
-      StoreAligned4<kStream>(grad_x + i + 4 * u,
-                             _mm_and_ps(gv, _mm_castsi128_ps(inside_mask[u])));
+      StoreAligned4<kStream>(grad_x + i + 4 * u, _mm_and_ps(gv, _mm_castsi128_ps(inside_mask[u])));
       const __m128 above_g = _mm_and_ps(gv, _mm_castsi128_ps(above_mask[u]));
       acc[2 * u] = _mm_add_pd(acc[2 * u], _mm_cvtps_pd(above_g));
       acc[2 * u + 1] = _mm_add_pd(acc[2 * u + 1], _mm_cvtps_pd(_mm_movehl_ps(above_g, above_g)));
@@ -769,7 +768,8 @@ void BnStatsNhwc(const T* x, int64_t rows, int64_t c, const T* shift, double* su
 #endif
     BnStatsNhwcGroup<T, kChannelGroup>(x + ch, rows, c, shift + ch, sums + ch, sums + c + ch);
   }
-  for (; ch < c; ++ch) BnStatsNhwcGroup<T, 1>(x + ch, rows, c, shift + ch, sums + ch, sums + c + ch);
+  for (; ch < c; ++ch)
+    BnStatsNhwcGroup<T, 1>(x + ch, rows, c, shift + ch, sums + ch, sums + c + ch);
 }
 
 template <typename T, bool kRelu, bool kQuantize, bool kResidual, bool kCodes>
@@ -798,8 +798,8 @@ void BnActForwardNhwcAct(const T* x, const T* r, T* y, uint8_t* code, int64_t ro
       BnActForwardNhwcLoop<T, kRelu, kQuantize, true, true>(x, r, y, code, rows, c, scale, shift,
                                                             clip);
     } else {
-      BnActForwardNhwcLoop<T, kRelu, kQuantize, true, false>(x, r, y, code, rows, c, scale,
-                                                             shift, clip);
+      BnActForwardNhwcLoop<T, kRelu, kQuantize, true, false>(x, r, y, code, rows, c, scale, shift,
+                                                             clip);
     }
   } else if (code != nullptr) {
     BnActForwardNhwcLoop<T, kRelu, kQuantize, false, true>(x, r, y, code, rows, c, scale, shift,
@@ -821,14 +821,14 @@ constexpr int64_t kTileRows = 64;
 inline void StoreCodes8(uint8_t* dst, __m256i sums) {
   const __m256i words = _mm256_packs_epi32(sums, sums);  // per half: s0-3 s0-3 | s4-7 s4-7
   const __m256i bytes = _mm256_packs_epi16(words, words);
-  const __m128i ordered = _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes),
-                                             _mm256_extracti128_si256(bytes, 1));
+  const __m128i ordered =
+      _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1));
   _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), _mm_sub_epi8(_mm_setzero_si128(), ordered));
 }
 
 template <bool kRelu, bool kQuantize, bool kResidual, bool kCodes>
-void BnActForwardNhwcAvx2(const float* __restrict x, const float* __restrict r,
-                          float* __restrict y, uint8_t* __restrict code, int64_t rows, int64_t c,
+void BnActForwardNhwcAvx2(const float* __restrict x, const float* __restrict r, float* __restrict y,
+                          uint8_t* __restrict code, int64_t rows, int64_t c,
                           const float* __restrict scale, const float* __restrict shift,
                           const ClipParams<float>& clip) {
   const __m256 zero = _mm256_setzero_ps();
@@ -867,22 +867,21 @@ void BnActForwardNhwcAvx2(const float* __restrict x, const float* __restrict r,
 
 template <bool kRelu, bool kQuantize>
 void BnActForwardNhwcAvx2Dispatch(const float* x, const float* r, float* y, uint8_t* code,
-                                  int64_t rows, int64_t c, const float* scale,
-                                  const float* shift, const ClipParams<float>& clip) {
+                                  int64_t rows, int64_t c, const float* scale, const float* shift,
+                                  const ClipParams<float>& clip) {
   if (r != nullptr) {
     if (code != nullptr) {
       BnActForwardNhwcAvx2<kRelu, kQuantize, true, true>(x, r, y, code, rows, c, scale, shift,
-                                                          clip);
+                                                         clip);
     } else {
       BnActForwardNhwcAvx2<kRelu, kQuantize, true, false>(x, r, y, code, rows, c, scale, shift,
-                                                           clip);
+                                                          clip);
     }
   } else if (code != nullptr) {
-    BnActForwardNhwcAvx2<kRelu, kQuantize, false, true>(x, r, y, code, rows, c, scale, shift,
-                                                         clip);
+    BnActForwardNhwcAvx2<kRelu, kQuantize, false, true>(x, r, y, code, rows, c, scale, shift, clip);
   } else {
     BnActForwardNhwcAvx2<kRelu, kQuantize, false, false>(x, r, y, code, rows, c, scale, shift,
-                                                          clip);
+                                                         clip);
   }
 }
 
@@ -907,8 +906,8 @@ void BnBackwardApplyNhwcAvx2(const float* __restrict g, const uint8_t* __restric
         const __m256 gm = _mm256_and_ps(_mm256_loadu_ps(g + off),
                                         _mm256_castsi256_ps(_mm256_cmpeq_epi32(cd, one)));
         const __m256 xc = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + off), mu), kk);
-        const __m256 v = _mm256_mul_ps(
-            _mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(gm, gmean), xc), is), ww);
+        const __m256 v =
+            _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(gm, gmean), xc), is), ww);
         _mm256_storeu_ps(grad_x + off, v);
       }
     }
@@ -1009,10 +1008,10 @@ void BnActBackwardReduceNhwcGroupAvx2(const float* __restrict g, const uint8_t* 
     const __m256 xc = _mm256_sub_ps(_mm256_loadu_ps(x + off), mu);
     ag_lo = _mm256_add_pd(ag_lo, gd_lo);
     ag_hi = _mm256_add_pd(ag_hi, gd_hi);
-    agx_lo = _mm256_add_pd(agx_lo,
-                           _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(xc)), gd_lo));
-    agx_hi = _mm256_add_pd(agx_hi,
-                           _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(xc, 1)), gd_hi));
+    agx_lo =
+        _mm256_add_pd(agx_lo, _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(xc)), gd_lo));
+    agx_hi =
+        _mm256_add_pd(agx_hi, _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(xc, 1)), gd_hi));
     aa_lo = _mm256_add_pd(aa_lo, _mm256_cvtps_pd(_mm256_castps256_ps128(ga)));
     aa_hi = _mm256_add_pd(aa_hi, _mm256_cvtps_pd(_mm256_extractf128_ps(ga, 1)));
   }
@@ -1039,8 +1038,8 @@ void BnActBackwardReduceNhwcLoop(const T* g, const uint8_t* code, const T* x, co
     }
 #endif
     BnActBackwardReduceNhwcGroup<T, kMasked, kChannelGroup>(
-        g + ch, code + ch, x + ch, mean + ch, kMasked ? g_masked + ch : nullptr, rows, c,
-        sums + ch, sums + c + ch, sums + 2 * c + ch);
+        g + ch, code + ch, x + ch, mean + ch, kMasked ? g_masked + ch : nullptr, rows, c, sums + ch,
+        sums + c + ch, sums + 2 * c + ch);
   }
   for (; ch < c; ++ch) {
     BnActBackwardReduceNhwcGroup<T, kMasked, 1>(g + ch, code + ch, x + ch, mean + ch,
@@ -1088,11 +1087,13 @@ void BnBackwardApplyNhwc(const T* __restrict g, const uint8_t* __restrict code,
 
 template <typename T>
 constexpr Kernels<T> MakeKernels() {
-  return Kernels<T>{&PactForward<T>,     &PactBackwardMask<T>, &PactBackwardX<T>,
-                    &AbsMax<T>,          &DorefaForward<T>,     &DorefaDot<T>,
-                    &DorefaBackward<T>,  &BnStats<T>,           &BnActForward<T>,
-                    &BnActBackwardReduce<T>, &BnBackwardApply<T>, &BnStatsNhwc<T>,
-                    &BnActForwardNhwc<T>,    &BnActBackwardReduceNhwc<T>,
+  return Kernels<T>{&PactForward<T>,        &PactBackwardMask<T>,
+                    &PactBackwardX<T>,      &AbsMax<T>,
+                    &DorefaForward<T>,      &DorefaDot<T>,
+                    &DorefaBackward<T>,     &BnStats<T>,
+                    &BnActForward<T>,       &BnActBackwardReduce<T>,
+                    &BnBackwardApply<T>,    &BnStatsNhwc<T>,
+                    &BnActForwardNhwc<T>,   &BnActBackwardReduceNhwc<T>,
                     &BnBackwardApplyNhwc<T>};
 }
 

@@ -1,16 +1,16 @@
 #include "pact/quant/pact_ops.h"
 
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/autograd.h>
+#include <torch/torch.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
-#include <torch/autograd.h>
-#include <torch/torch.h>
 
 #include "pact/quant/buffer_cache.h"
 #include "pact/quant/pact_kernels.h"
@@ -155,23 +155,21 @@ int64_t CheckedCodeCount(const PactCodes& codes) {
     TORCH_CHECK(size >= 0, "PACT codes: negative size in ", torch::IntArrayRef(codes.sizes));
     n *= size;
   }
-  TORCH_CHECK(codes.words.defined() && codes.words.device().is_cpu() &&
-                  codes.words.scalar_type() == torch::kByte && codes.words.dim() == 1 &&
-                  codes.words.is_contiguous() &&
-                  codes.words.numel() == 2 * kernels::PactMaskWords(n),
-              "PACT codes must be the contiguous CPU uint8 tensor of ",
-              2 * kernels::PactMaskWords(n), " bytes that PactForwardWithCodesKernel returns for ",
-              n, " elements, got ",
-              codes.words.defined() ? codes.words.toString() + " of " +
-                                          std::to_string(codes.words.numel()) + " elements"
-                                    : std::string("an undefined tensor"));
-  TORCH_CHECK(reinterpret_cast<uintptr_t>(codes.words.data_ptr()) %
-                      alignof(kernels::PactMaskWord) ==
-                  0,
-              "PACT codes: the words must start at an even address (a slice of them does not)");
+  TORCH_CHECK(
+      codes.words.defined() && codes.words.device().is_cpu() &&
+          codes.words.scalar_type() == torch::kByte && codes.words.dim() == 1 &&
+          codes.words.is_contiguous() && codes.words.numel() == 2 * kernels::PactMaskWords(n),
+      "PACT codes must be the contiguous CPU uint8 tensor of ", 2 * kernels::PactMaskWords(n),
+      " bytes that PactForwardWithCodesKernel returns for ", n, " elements, got ",
+      codes.words.defined()
+          ? codes.words.toString() + " of " + std::to_string(codes.words.numel()) + " elements"
+          : std::string("an undefined tensor"));
+  TORCH_CHECK(
+      reinterpret_cast<uintptr_t>(codes.words.data_ptr()) % alignof(kernels::PactMaskWord) == 0,
+      "PACT codes: the words must start at an even address (a slice of them does not)");
   TORCH_CHECK(n == 0 || IsDenseLayout(codes.sizes, codes.strides), "PACT codes: sizes ",
-              torch::IntArrayRef(codes.sizes), " with strides ",
-              torch::IntArrayRef(codes.strides), " are not a dense layout");
+              torch::IntArrayRef(codes.sizes), " with strides ", torch::IntArrayRef(codes.strides),
+              " are not a dense layout");
   return n;
 }
 
@@ -269,9 +267,8 @@ struct PactFunction : public torch::autograd::Function<PactFunction> {
     const torch::Tensor saved = ctx->get_saved_variables()[0];
     auto [grad_x, grad_alpha] =
         ctx->saved_data["fused"].toBool()
-            ? PactBackwardFromCodesKernel(grads[0],
-                                          {saved, ctx->saved_data["sizes"].toIntVector(),
-                                           ctx->saved_data["strides"].toIntVector()})
+            ? PactBackwardFromCodesKernel(grads[0], {saved, ctx->saved_data["sizes"].toIntVector(),
+                                                     ctx->saved_data["strides"].toIntVector()})
             : PactBackwardKernel(grads[0], saved, ctx->saved_data["alpha"].toDouble());
     const torch::Tensor like = ctx->saved_data["alpha_like"].toTensor();
     return {grad_x, grad_alpha.to(like.options()).reshape(like.sizes()), torch::Tensor(),
@@ -382,8 +379,8 @@ torch::Tensor PactForwardKernel(const torch::Tensor& x, double alpha, int64_t bi
   return FusedPactForward(x, alpha, bits, /*with_codes=*/false).first;
 }
 
-std::pair<torch::Tensor, PactCodes> PactForwardWithCodesKernel(const torch::Tensor& x,
-                                                               double alpha, int64_t bits) {
+std::pair<torch::Tensor, PactCodes> PactForwardWithCodesKernel(const torch::Tensor& x, double alpha,
+                                                               int64_t bits) {
   CheckPactBits(bits);
   TORCH_CHECK(UsesFusedKernels(x),
               "PactForwardWithCodesKernel needs a CPU float or double tensor, got ", x.toString());
@@ -412,9 +409,7 @@ std::pair<torch::Tensor, torch::Tensor> PactBackwardFromCodesKernel(const torch:
   return {grad_x, torch::scalar_tensor(grad_alpha, torch::dtype(dtype))};
 }
 
-int64_t SetPactStreamingBytes(int64_t bytes) {
-  return streaming_bytes_override.exchange(bytes);
-}
+int64_t SetPactStreamingBytes(int64_t bytes) { return streaming_bytes_override.exchange(bytes); }
 
 torch::Tensor UnpackPactCodes(const PactCodes& codes) {
   const int64_t n = CheckedCodeCount(codes);

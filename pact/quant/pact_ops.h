@@ -33,11 +33,11 @@
 #ifndef PACT_QUANT_PACT_OPS_H_
 #define PACT_QUANT_PACT_OPS_H_
 
+#include <torch/types.h>
+
 #include <cstdint>
 #include <utility>
 #include <vector>
-
-#include <torch/types.h>
 
 namespace pact::quant {
 
@@ -77,8 +77,8 @@ struct PactCodes {
 
 // The fused forward that also returns the codes the backward needs: {y, codes}. CPU float or
 // double only (see UsesFusedKernels).
-std::pair<torch::Tensor, PactCodes> PactForwardWithCodesKernel(const torch::Tensor& x,
-                                                               double alpha, int64_t bits);
+std::pair<torch::Tensor, PactCodes> PactForwardWithCodesKernel(const torch::Tensor& x, double alpha,
+                                                               int64_t bits);
 // The backward from those codes: {grad_x, grad_alpha}, as PactBackwardKernel.
 std::pair<torch::Tensor, torch::Tensor> PactBackwardFromCodesKernel(const torch::Tensor& grad_y,
                                                                     const PactCodes& codes);

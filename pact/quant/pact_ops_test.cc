@@ -2,6 +2,9 @@
 // (reference_ops.h), finite differences and the paper's boundary rules.
 #include "pact/quant/pact_ops.h"
 
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -9,9 +12,6 @@
 #include <string>
 #include <tuple>
 #include <vector>
-
-#include <ATen/Parallel.h>
-#include <torch/torch.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -414,8 +414,8 @@ TEST(PactTest, KernelEntryPointsAgree) {
 
 TEST(PactTest, CodesArePackedTwoBitsPerElementInMemoryOrder) {
   // 11 elements: one whole group of 8 and a partial one, whose missing bits stay 0.
-  const torch::Tensor x = torch::tensor({-1.0f, 0.0f, 0.5f, 2.0f, 3.0f, -0.0f, std::nanf(""),
-                                         1.999f, 2.5f, -3.0f, 1.0f});
+  const torch::Tensor x = torch::tensor(
+      {-1.0f, 0.0f, 0.5f, 2.0f, 3.0f, -0.0f, std::nanf(""), 1.999f, 2.5f, -3.0f, 1.0f});
   const auto [y, codes] = PactForwardWithCodesKernel(x, 2.0, 0);
   ASSERT_EQ(codes.words.numel(), 4);
   const uint8_t* w = codes.words.data_ptr<uint8_t>();
@@ -435,8 +435,8 @@ TEST(PactTest, CodesFollowChannelsLastAndPermutedLayouts) {
     const torch::Tensor base = MakeInput({3, 5, 7, 9}, torch::kFloat, 1.5, 93);
     for (const torch::Tensor& x :
          {base.contiguous(torch::MemoryFormat::ChannelsLast), base.permute({2, 0, 3, 1})}) {
-      SCOPED_TRACE(::testing::Message() << kernels::ActiveKernels().isa << " strides "
-                                        << x.strides());
+      SCOPED_TRACE(::testing::Message()
+                   << kernels::ActiveKernels().isa << " strides " << x.strides());
       const auto [y, codes] = PactForwardWithCodesKernel(x, 1.5, 3);
       EXPECT_EQ(codes.strides, y.strides().vec());
       const torch::Tensor unpacked = UnpackPactCodes(codes);

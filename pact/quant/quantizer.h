@@ -7,13 +7,13 @@
 #ifndef PACT_QUANT_QUANTIZER_H_
 #define PACT_QUANT_QUANTIZER_H_
 
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <torch/nn/module.h>
-#include <torch/types.h>
 
 #include "pact/core/registry.h"
 #include "pact/quant/quantizer_spec.pb.h"
@@ -91,8 +91,9 @@ using WeightQuantizerRegistry =
 ActivationQuantizerRegistry& GetActivationQuantizerRegistry();
 WeightQuantizerRegistry& GetWeightQuantizerRegistry();
 
-#define PACT_REGISTER_ACTIVATION_QUANTIZER(name, OptionsType, factory) \
-  PACT_REGISTER_COMPONENT(::pact::quant::GetActivationQuantizerRegistry(), name, OptionsType, factory)
+#define PACT_REGISTER_ACTIVATION_QUANTIZER(name, OptionsType, factory)                        \
+  PACT_REGISTER_COMPONENT(::pact::quant::GetActivationQuantizerRegistry(), name, OptionsType, \
+                          factory)
 #define PACT_REGISTER_WEIGHT_QUANTIZER(name, OptionsType, factory) \
   PACT_REGISTER_COMPONENT(::pact::quant::GetWeightQuantizerRegistry(), name, OptionsType, factory)
 

@@ -1,8 +1,8 @@
 #include "pact/quant/reference_ops.h"
 
-#include <cmath>
-
 #include <torch/torch.h>
+
+#include <cmath>
 
 namespace pact::quant {
 namespace {

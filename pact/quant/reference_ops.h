@@ -12,9 +12,9 @@
 #ifndef PACT_QUANT_REFERENCE_OPS_H_
 #define PACT_QUANT_REFERENCE_OPS_H_
 
-#include <cstdint>
-
 #include <torch/types.h>
+
+#include <cstdint>
 
 namespace pact::quant {
 

@@ -11,7 +11,8 @@ namespace {
 
 class ReluQuantizer : public ActivationQuantizer {
  public:
-  std::shared_ptr<ActivationModule> Create(bool, std::shared_ptr<const QuantControl>) const override {
+  std::shared_ptr<ActivationModule> Create(bool,
+                                           std::shared_ptr<const QuantControl>) const override {
     return std::make_shared<ReluActivation>();
   }
 };

@@ -1,11 +1,11 @@
 #include "pact/train/checkpoint.h"
 
-#include <cstdio>
-#include <fstream>
-
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/serialize.h>
 #include <torch/torch.h>
+
+#include <cstdio>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "pact/core/text_proto.h"

@@ -5,11 +5,11 @@
 #ifndef PACT_TRAIN_CHECKPOINT_H_
 #define PACT_TRAIN_CHECKPOINT_H_
 
-#include <cstdint>
-#include <string>
-
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
+
+#include <cstdint>
+#include <string>
 
 #include "absl/status/status.h"
 
@@ -19,14 +19,14 @@ struct TrainingProgress {
   int64_t epoch = 0;          // the epoch in progress (0-based)
   int64_t step_in_epoch = 0;  // batches of `epoch` already trained (0 = at its start)
   int64_t global_step = 0;
-  double best_top1 = -1.0;    // best eval top-1 so far (-1 = none yet)
+  double best_top1 = -1.0;  // best eval top-1 so far (-1 = none yet)
   int64_t best_epoch = -1;
   // Running sums of the unfinished epoch, so a mid-epoch resume reports the same metrics.
   double partial_loss_sum = 0.0;
   int64_t partial_correct = 0;
   int64_t partial_seen = 0;
   double partial_seconds = 0.0;
-  std::string recipe_text;    // the resolved recipe the run was started with
+  std::string recipe_text;  // the resolved recipe the run was started with
 };
 
 absl::Status SaveCheckpoint(const std::string& path, torch::nn::Module& model,

@@ -1,11 +1,11 @@
 #include "pact/train/components.h"
 
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
 #include <cmath>
 #include <cstdint>
 #include <thread>
-
-#include <torch/cuda.h>
-#include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -56,10 +56,10 @@ void EvalStep(models::Model& model, torch::Device device, const torch::Tensor& i
   const torch::Tensor images = ModelInput(images_in, device);
   const torch::Tensor labels = labels_in.to(device);
   const torch::Tensor logits = model.forward(images);
-  sums.loss_sum += torch::nn::functional::cross_entropy(
-                       logits, labels,
-                       torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                       .item<double>();
+  sums.loss_sum +=
+      torch::nn::functional::cross_entropy(
+          logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+          .item<double>();
   const int64_t k = std::min<int64_t>(5, logits.size(1));
   const torch::Tensor top = std::get<1>(logits.topk(k, 1));
   const torch::Tensor hits = top.eq(labels.unsqueeze(1));
@@ -116,8 +116,8 @@ absl::StatusOr<Components> BuildComponents(const Recipe& recipe) {
     for (const auto& alpha : c.alphas) is_alpha = is_alpha || param.is_same(alpha);
     (is_alpha ? optimizer_context.not_decayed : optimizer_context.decayed).push_back(param);
   }
-  PACT_ASSIGN_OR_RETURN(c.optimizer,
-                        optim::GetOptimizerRegistry().Create(recipe.optimizer(), optimizer_context));
+  PACT_ASSIGN_OR_RETURN(
+      c.optimizer, optim::GetOptimizerRegistry().Create(recipe.optimizer(), optimizer_context));
   if (recipe.has_lr_schedule()) {
     PACT_ASSIGN_OR_RETURN(c.schedule,
                           optim::GetLrScheduleRegistry().Create(recipe.lr_schedule(), {}));

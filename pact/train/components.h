@@ -4,12 +4,12 @@
 #ifndef PACT_TRAIN_COMPONENTS_H_
 #define PACT_TRAIN_COMPONENTS_H_
 
+#include <torch/types.h>
+
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <torch/types.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

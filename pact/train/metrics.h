@@ -16,9 +16,9 @@ struct EpochMetrics {
   double eval_loss = 0.0;
   double eval_top1 = 0.0;
   double eval_top5 = 0.0;
-  double seconds = 0.0;          // training + evaluation wall time of the epoch
+  double seconds = 0.0;  // training + evaluation wall time of the epoch
   double train_images_per_s = 0.0;
-  std::vector<double> alphas;    // every PACT alpha at the end of the epoch
+  std::vector<double> alphas;  // every PACT alpha at the end of the epoch
 };
 
 }  // namespace pact::train

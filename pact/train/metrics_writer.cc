@@ -51,16 +51,17 @@ std::string JsonName(const std::string& name) {
 
 }  // namespace
 
-absl::Status MetricsWriter::Open(const std::string& dir, const std::vector<std::string>& alpha_names,
-                                 int first_epoch) {
+absl::Status MetricsWriter::Open(const std::string& dir,
+                                 const std::vector<std::string>& alpha_names, int first_epoch) {
   csv_path_ = dir + "/metrics.csv";
   jsonl_path_ = dir + "/metrics.jsonl";
   alpha_names_ = alpha_names;
-  std::vector<std::string> columns = {"epoch",     "lr",        "quantized", "train_loss",
-                                      "train_top1", "eval_loss", "eval_top1", "eval_top5",
-                                      "seconds",   "train_images_per_s"};
+  std::vector<std::string> columns = {
+      "epoch",     "lr",        "quantized", "train_loss", "train_top1",
+      "eval_loss", "eval_top1", "eval_top5", "seconds",    "train_images_per_s"};
   for (const auto& name : alpha_names) columns.push_back("alpha:" + name);
-  const absl::Status csv = KeepEarlierRows(csv_path_, first_epoch, true, absl::StrJoin(columns, ","));
+  const absl::Status csv =
+      KeepEarlierRows(csv_path_, first_epoch, true, absl::StrJoin(columns, ","));
   if (!csv.ok()) return csv;
   earlier_.clear();
   std::ifstream kept(csv_path_);
@@ -88,11 +89,15 @@ absl::Status MetricsWriter::Open(const std::string& dir, const std::vector<std::
 }
 
 absl::Status MetricsWriter::Write(const EpochMetrics& m) {
-  std::vector<std::string> row = {absl::StrCat(m.epoch), Number(m.lr), m.quantized ? "1" : "0",
-                                  Number(m.train_loss), Number(m.train_top1),
+  std::vector<std::string> row = {absl::StrCat(m.epoch),
+                                  Number(m.lr),
+                                  m.quantized ? "1" : "0",
+                                  Number(m.train_loss),
+                                  Number(m.train_top1),
                                   m.evaluated ? Number(m.eval_loss) : "",
                                   m.evaluated ? Number(m.eval_top1) : "",
-                                  m.evaluated ? Number(m.eval_top5) : "", Number(m.seconds),
+                                  m.evaluated ? Number(m.eval_top5) : "",
+                                  Number(m.seconds),
                                   Number(m.train_images_per_s)};
   for (double alpha : m.alphas) row.push_back(Number(alpha));
   std::ofstream csv(csv_path_, std::ios::app);

@@ -96,7 +96,8 @@ class Canvas {
       if (it != Font().end()) {
         for (int row = 0; row < 7; ++row) {
           for (int col = 0; col < 5; ++col) {
-            if (it->second[row] & (1 << (4 - col))) Fill(x + col * 2, y + row * 2, x + col * 2 + 2, y + row * 2 + 2, c);
+            if (it->second[row] & (1 << (4 - col)))
+              Fill(x + col * 2, y + row * 2, x + col * 2 + 2, y + row * 2 + 2, c);
           }
         }
       }
@@ -172,8 +173,8 @@ void Panel(Canvas& canvas, int left, int top, int width, int height, const std::
   canvas.Text(plot_left, top + 4, title, kBlack);
   canvas.Text(plot_left, plot_top + plot_h + 10, absl::StrFormat("%.0f", x_min), kBlack);
   const std::string last = absl::StrFormat("EPOCH %.0f", x_max);
-  canvas.Text(plot_left + plot_w - 12 * static_cast<int>(last.size()), plot_top + plot_h + 10,
-              last, kBlack);
+  canvas.Text(plot_left + plot_w - 12 * static_cast<int>(last.size()), plot_top + plot_h + 10, last,
+              kBlack);
   auto to_px = [&](double x, double y) {
     return std::make_pair(
         plot_left + static_cast<int>(std::lround((x - x_min) / (x_max - x_min) * plot_w)),

@@ -1,6 +1,7 @@
 #include "pact/train/trainer.h"
 
 #include <malloc.h>
+#include <torch/torch.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -10,17 +11,15 @@
 #include <filesystem>
 #include <sstream>
 
-#include <torch/torch.h>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "datasets/loader.h"
 #include "glog/logging.h"
-#include "pact/dist/data_parallel.h"
 #include "pact/core/recipe.h"
 #include "pact/core/status_macros.h"
 #include "pact/core/text_proto.h"
 #include "pact/core/torch_status.h"
+#include "pact/dist/data_parallel.h"
 #include "pact/train/checkpoint.h"
 #include "pact/train/components.h"
 #include "pact/train/metrics_writer.h"
@@ -102,9 +101,11 @@ absl::Status TrainerImpl::Init() {
   writer_ = rank == 0;
   tty_ = writer_ && isatty(STDERR_FILENO) == 1;
   if (recipe_.train().batch_size() % world != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "train.batch_size: ", recipe_.train().batch_size(), " (the global batch) must divide "
-        "evenly over ", world, " processes; pick a multiple of ", world));
+    return absl::InvalidArgumentError(
+        absl::StrCat("train.batch_size: ", recipe_.train().batch_size(),
+                     " (the global batch) must divide "
+                     "evenly over ",
+                     world, " processes; pick a multiple of ", world));
   }
   at::set_num_threads(ResolveThreads(recipe_.train().threads()));
   checkpoint_dir_ = options_.output_dir + "/checkpoints";
@@ -181,8 +182,7 @@ absl::Status TrainerImpl::Resume() {
   std::string path = options_.resume;
   if (fs::is_directory(path)) path += "/checkpoints/last.pt";
   const std::string recipe_text = progress_.recipe_text;
-  PACT_RETURN_IF_ERROR(
-      LoadCheckpoint(path, *c_.model, *c_.optimizer->torch_optimizer, &progress_));
+  PACT_RETURN_IF_ERROR(LoadCheckpoint(path, *c_.model, *c_.optimizer->torch_optimizer, &progress_));
   if (progress_.recipe_text != recipe_text) {
     LOG(WARNING) << "the recipe differs from the one " << path
                  << " was trained with; continuing with the current recipe";
@@ -196,9 +196,9 @@ absl::Status TrainerImpl::Resume() {
     std::vector<double> steps = {static_cast<double>(progress_.global_step), 1.0};
     PACT_RETURN_IF_ERROR(dp_->AllReduceSum(&steps, "allreduce of the resumed step"));
     if (steps[0] != steps[1] * progress_.global_step) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "--resume: ", path, " is at global step ", progress_.global_step,
-          " on this rank but not on every rank; give every rank the same checkpoint"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("--resume: ", path, " is at global step ", progress_.global_step,
+                       " on this rank but not on every rank; give every rank the same checkpoint"));
     }
   }
   return absl::OkStatus();
@@ -277,7 +277,8 @@ absl::StatusOr<RunOutcome> TrainerImpl::Run() {
     m.epoch = epoch;
     m.quantized = epoch >= warmup;
     c_.layers->control()->set_enabled(m.quantized);
-    if (epoch == warmup && warmup > 0) LOG(INFO) << "warm-up over: quantization on from epoch " << epoch;
+    if (epoch == warmup && warmup > 0)
+      LOG(INFO) << "warm-up over: quantization on from epoch " << epoch;
     const double factor = c_.schedule ? c_.schedule->Factor(epoch) : 1.0;
     m.lr = c_.optimizer->base_lr * factor;
     c_.optimizer->SetLearningRate(m.lr);
@@ -296,10 +297,10 @@ absl::StatusOr<RunOutcome> TrainerImpl::Run() {
           TorchCall("training step", [&]() -> absl::StatusOr<StepResult> {
             absl::StatusOr<StepResult> r = TrainStep(c_, lambda_alpha_, batch.images, batch.labels);
             if (absl::IsDataLoss(r.status())) {
-              return absl::DataLossError(absl::StrCat(
-                  r.status().message(), " at epoch ", epoch, " step ", step,
-                  "; training stopped. The last good checkpoint is ", checkpoint_dir_,
-                  "/last.pt: lower the learning rate and resume from it"));
+              return absl::DataLossError(
+                  absl::StrCat(r.status().message(), " at epoch ", epoch, " step ", step,
+                               "; training stopped. The last good checkpoint is ", checkpoint_dir_,
+                               "/last.pt: lower the learning rate and resume from it"));
             }
             return r;
           });
@@ -340,8 +341,8 @@ absl::StatusOr<RunOutcome> TrainerImpl::Run() {
         progress_.partial_seconds = earlier_seconds + Seconds(start);
         PACT_RETURN_IF_ERROR(Checkpoint("last"));
         LOG(INFO) << "stopped at epoch " << epoch << " step " << step << "; checkpoint "
-                  << checkpoint_dir_ << "/last.pt. Resume with the same command plus --resume="
-                  << options_.output_dir;
+                  << checkpoint_dir_
+                  << "/last.pt. Resume with the same command plus --resume=" << options_.output_dir;
         return RunOutcome::kStopped;
       }
     }
@@ -388,14 +389,13 @@ absl::StatusOr<RunOutcome> TrainerImpl::Run() {
     if (dp_ != nullptr) {
       PACT_ASSIGN_OR_RETURN(stopping, dp_->AnyRank(stopping, "stop agreement"));
     }
-    if ((epoch + 1) % recipe_.train().checkpoint().every_epochs() == 0 || last_epoch ||
-        stopping) {
+    if ((epoch + 1) % recipe_.train().checkpoint().every_epochs() == 0 || last_epoch || stopping) {
       PACT_RETURN_IF_ERROR(Checkpoint("last"));
     }
     if (best && recipe_.train().checkpoint().keep_best()) PACT_RETURN_IF_ERROR(Checkpoint("best"));
     if (stopping && !last_epoch) {
-      LOG(INFO) << "stopped after epoch " << epoch << "; resume with the same command plus --resume="
-                << options_.output_dir;
+      LOG(INFO) << "stopped after epoch " << epoch
+                << "; resume with the same command plus --resume=" << options_.output_dir;
       return RunOutcome::kStopped;
     }
   }
