@@ -2,11 +2,15 @@
 #ifndef PACT_CORE_TEST_UTIL_H_
 #define PACT_CORE_TEST_UTIL_H_
 
+#include <cstdlib>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
+#include "pact/core/file.h"
 #include "pact/core/text_proto.h"
 
 namespace pact::testing {
@@ -24,6 +28,20 @@ inline const absl::Status& GetStatus(const absl::Status& status) { return status
 template <typename T>
 const absl::Status& GetStatus(const absl::StatusOr<T>& status_or) {
   return status_or.status();
+}
+
+// A fresh, empty folder under $TEST_TMPDIR (else /tmp) whose name starts with `name`; unique
+// per call, so tests and repeated calls never see each other's files. Fails the test on error.
+inline std::string TestTempDir(absl::string_view name) {
+  std::string root = GetEnv("TEST_TMPDIR");
+  if (root.empty()) root = "/tmp";
+  std::string base(name);
+  for (char& c : base) {
+    if (c == '/') c = '_';  // parameterized test names hold '/'
+  }
+  std::string dir = JoinPath(root, absl::StrCat(base, ".XXXXXX"));
+  if (::mkdtemp(&dir[0]) == nullptr) ADD_FAILURE() << "cannot create a folder like " << dir;
+  return dir;
 }
 
 }  // namespace pact::testing

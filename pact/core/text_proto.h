@@ -36,9 +36,6 @@ void MergeReplacingRepeated(const google::protobuf::Message& overrides,
 // Text format of `message` (for printing and writing the resolved recipe).
 std::string ToTextProto(const google::protobuf::Message& message);
 
-// Writes `text` to `path` atomically (temporary file in the same folder, then rename).
-absl::Status WriteFileAtomically(const std::string& path, absl::string_view text);
-
 }  // namespace pact
 
 #endif  // PACT_CORE_TEXT_PROTO_H_

@@ -1,7 +1,5 @@
 #include "pact/core/text_proto.h"
 
-#include <cstdio>
-#include <fstream>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -96,20 +94,6 @@ TEST(MergeTextOverridesTest, BadOverrideIsLocatedAndLeavesTheRecipeUntouched) {
               HasSubstr("--recipe_overrides:1:9: Message type \"pact.TrainSpec\" has no field "
                         "named \"epoch\"."));
   EXPECT_EQ(recipe.train().epochs(), 200);
-}
-
-TEST(WriteFileAtomicallyTest, WritesAndReplaces) {
-  const std::string path = std::string(getenv("TEST_TMPDIR")) + "/out.txt";
-  PACT_ASSERT_OK(WriteFileAtomically(path, "first"));
-  PACT_ASSERT_OK(WriteFileAtomically(path, "second"));
-  std::ifstream in(path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(text, "second");
-  EXPECT_FALSE(std::ifstream(path + ".tmp").good());
-}
-
-TEST(WriteFileAtomicallyTest, UnwritableFolderIsAnError) {
-  EXPECT_FALSE(WriteFileAtomically("/nonexistent-dir/x.txt", "x").ok());
 }
 
 }  // namespace

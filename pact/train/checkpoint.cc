@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
-#include "pact/core/text_proto.h"
+#include "pact/core/file.h"
 #include "pact/core/torch_status.h"
 
 namespace pact::train {

@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "pact/core/text_proto.h"
+#include "pact/core/file.h"
 
 namespace pact::train {
 namespace {

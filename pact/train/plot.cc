@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "pact/core/file.h"
 
 namespace pact::train {
 namespace {
@@ -106,7 +107,13 @@ class Canvas {
   }
 
   absl::Status WritePng(const std::string& path) const {
-    const std::string tmp = path + ".tmp";
+    return WriteFileAtomicallyWith(path,
+                                   [this](const std::string& tmp) { return WritePngTo(tmp); });
+  }
+
+ private:
+  // Writes the PNG to `tmp`; WritePng then publishes it under its real name.
+  absl::Status WritePngTo(const std::string& tmp) const {
     FILE* file = std::fopen(tmp.c_str(), "wb");
     if (file == nullptr) return absl::PermissionDeniedError(absl::StrCat(tmp, ": cannot open"));
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
@@ -114,7 +121,6 @@ class Canvas {
     if (png == nullptr || info == nullptr || setjmp(png_jmpbuf(png))) {
       png_destroy_write_struct(&png, &info);
       std::fclose(file);
-      std::remove(tmp.c_str());
       return absl::InternalError(absl::StrCat(tmp, ": libpng failed"));
     }
     png_init_io(png, file);
@@ -127,13 +133,9 @@ class Canvas {
     png_write_end(png, nullptr);
     png_destroy_write_struct(&png, &info);
     if (std::fclose(file) != 0) return absl::DataLossError(absl::StrCat(tmp, ": write failed"));
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-      return absl::PermissionDeniedError(absl::StrCat("cannot rename ", tmp, " to ", path));
-    }
     return absl::OkStatus();
   }
 
- private:
   int width_, height_;
   std::vector<uint8_t> pixels_;
 };

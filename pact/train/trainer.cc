@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "datasets/loader.h"
 #include "glog/logging.h"
+#include "pact/core/file.h"
 #include "pact/core/recipe.h"
 #include "pact/core/status_macros.h"
 #include "pact/core/text_proto.h"
