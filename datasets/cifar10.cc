@@ -12,13 +12,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "datasets/archive.h"
 #include "datasets/cifar10_options.pb.h"
 #include "datasets/dataset.h"
-#include "datasets/download.h"
-#include "datasets/file_io.h"
+#include "datasets/http_download.h"
 #include "datasets/image_dataset.h"
 #include "datasets/transforms.h"
 #include "glog/logging.h"
+#include "pact/core/file.h"
 #include "pact/core/status_macros.h"
 
 namespace pact::datasets {

@@ -64,7 +64,7 @@ absl::StatusOr<std::shared_ptr<const InMemoryImageDataset>> Cifar10FromRecords(
 // from options.download_url (else env PACT_CIFAR10_URL, else kCifar10Url) to
 // root/cifar-10-binary.tar.gz (resumable; an archive already there is used), checks its MD5
 // against `md5` and extracts it into root, skipping files that exist. Errors as DownloadFile
-// and ExtractArchive (download.h): Unavailable offline, DataLoss on a bad MD5, ...
+// and ExtractArchive (http_download.h, archive.h): Unavailable offline, DataLoss on a bad MD5, ...
 absl::Status DownloadCifar10IfMissing(const std::string& root, Split split,
                                       const Cifar10Options& options,
                                       absl::string_view md5 = kCifar10Md5);

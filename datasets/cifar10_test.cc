@@ -12,13 +12,13 @@
 
 #include "absl/status/status.h"
 #include "datasets/dataset.h"
-#include "datasets/file_io.h"
 #include "datasets/http_test_server.h"
 #include "datasets/md5.h"
 #include "datasets/test_fixtures.h"
 #include "datasets/transforms.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pact/core/file.h"
 #include "pact/core/test_util.h"
 
 namespace pact::datasets {
@@ -30,9 +30,9 @@ using ::pact::datasets::testing::FixtureLabel;
 using ::pact::datasets::testing::FixturePixel;
 using ::pact::datasets::testing::HttpTestServer;
 using ::pact::datasets::testing::MakeTarGz;
-using ::pact::datasets::testing::MakeTempDir;
 using ::pact::datasets::testing::ScopedEnv;
 using ::pact::datasets::testing::WriteFileOrFail;
+using ::pact::testing::TestTempDir;
 using ::testing::HasSubstr;
 
 constexpr int64_t kRecords = 3;  // per fixture file; the real files have 10000
@@ -62,7 +62,7 @@ std::vector<float> GetImage(const Dataset& dataset, int64_t index, int64_t* labe
 }
 
 TEST(Cifar10Test, LoadsTrainFromArchiveSubfolderInFileOrder) {
-  const std::string root = MakeTempDir("cifar_train");
+  const std::string root = TestTempDir("cifar_train");
   ASSERT_EQ(::mkdir((root + "/cifar-10-batches-bin").c_str(), 0755), 0);
   WriteSplit(root + "/cifar-10-batches-bin", SPLIT_TRAIN);
   PACT_ASSERT_OK_AND_ASSIGN(auto dataset, LoadCifar10(Context(root), kRecords));
@@ -79,7 +79,7 @@ TEST(Cifar10Test, LoadsTrainFromArchiveSubfolderInFileOrder) {
 }
 
 TEST(Cifar10Test, LoadsTestSplitFromDataRootDirectly) {
-  const std::string root = MakeTempDir("cifar_test_flat");
+  const std::string root = TestTempDir("cifar_test_flat");
   WriteSplit(root, SPLIT_TEST);
   PACT_ASSERT_OK_AND_ASSIGN(auto dataset, LoadCifar10(Context(root, SPLIT_TEST), kRecords));
   EXPECT_EQ(dataset->size(), kRecords);
@@ -87,7 +87,7 @@ TEST(Cifar10Test, LoadsTestSplitFromDataRootDirectly) {
 }
 
 TEST(Cifar10Test, GetNormalizesWithStandardStatisticsPerChannel) {
-  const std::string root = MakeTempDir("cifar_norm");
+  const std::string root = TestTempDir("cifar_norm");
   WriteSplit(root, SPLIT_TEST);
   PACT_ASSERT_OK_AND_ASSIGN(auto dataset, LoadCifar10(Context(root, SPLIT_TEST), kRecords));
   int64_t label = -1;
@@ -102,7 +102,7 @@ TEST(Cifar10Test, GetNormalizesWithStandardStatisticsPerChannel) {
 }
 
 TEST(Cifar10Test, AugmentationIsPadCropFlipDrawnFromTheGenerator) {
-  const std::string root = MakeTempDir("cifar_augment");
+  const std::string root = TestTempDir("cifar_augment");
   WriteSplit(root, SPLIT_TEST);
   DatasetContext context = Context(root, SPLIT_TEST);
   context.augment = true;
@@ -124,7 +124,7 @@ TEST(Cifar10Test, AugmentationIsPadCropFlipDrawnFromTheGenerator) {
 }
 
 TEST(Cifar10Test, MissingFilesSayWhereToPutThem) {
-  const std::string root = MakeTempDir("cifar_missing");
+  const std::string root = TestTempDir("cifar_missing");
   const absl::Status status = LoadCifar10(Context(root)).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(status.message(), HasSubstr("data_batch_1.bin"));
@@ -146,7 +146,7 @@ TEST(Cifar10Test, DefaultRootIsDataCifar10) {
 }
 
 TEST(Cifar10Test, OneMissingBatchIsNamed) {
-  const std::string root = MakeTempDir("cifar_one_missing");
+  const std::string root = TestTempDir("cifar_one_missing");
   WriteSplit(root, SPLIT_TRAIN);
   ASSERT_EQ(std::remove((root + "/data_batch_3.bin").c_str()), 0);
   const absl::Status status = LoadCifar10(Context(root), kRecords).status();
@@ -155,7 +155,7 @@ TEST(Cifar10Test, OneMissingBatchIsNamed) {
 }
 
 TEST(Cifar10Test, TruncatedFileIsDataLossWithExpectedAndActualSize) {
-  const std::string root = MakeTempDir("cifar_truncated");
+  const std::string root = TestTempDir("cifar_truncated");
   WriteSplit(root, SPLIT_TRAIN);
   WriteFileOrFail(root + "/data_batch_2.bin", CifarRecords(0, kRecords).substr(1));
   const absl::Status status = LoadCifar10(Context(root), kRecords).status();
@@ -165,7 +165,7 @@ TEST(Cifar10Test, TruncatedFileIsDataLossWithExpectedAndActualSize) {
 }
 
 TEST(Cifar10Test, OversizedFileIsDataLoss) {
-  const std::string root = MakeTempDir("cifar_oversized");
+  const std::string root = TestTempDir("cifar_oversized");
   WriteSplit(root, SPLIT_TEST);
   WriteFileOrFail(root + "/test_batch.bin", CifarRecords(0, kRecords) + "x");
   const absl::Status status = LoadCifar10(Context(root, SPLIT_TEST), kRecords).status();
@@ -176,7 +176,7 @@ TEST(Cifar10Test, OversizedFileIsDataLoss) {
 
 TEST(Cifar10Test, RealSizeIsThirtyMillionBytes) {
   // The production path (10000 records per file) through the registry.
-  const std::string root = MakeTempDir("cifar_real_size");
+  const std::string root = TestTempDir("cifar_real_size");
   WriteFileOrFail(root + "/test_batch.bin", CifarRecords(0, 10000).substr(0, 30729999));
   DatasetSpec spec;
   spec.set_data_root(root);
@@ -194,7 +194,7 @@ TEST(Cifar10Test, RealSizeIsThirtyMillionBytes) {
 }
 
 TEST(Cifar10Test, BadLabelIsDataLossNamingFileAndRecord) {
-  const std::string root = MakeTempDir("cifar_bad_label");
+  const std::string root = TestTempDir("cifar_bad_label");
   WriteSplit(root, SPLIT_TRAIN);
   std::string records = CifarRecords(0, kRecords);
   records[2 * 3073] = 10;
@@ -207,7 +207,7 @@ TEST(Cifar10Test, BadLabelIsDataLossNamingFileAndRecord) {
 }
 
 TEST(Cifar10Test, UnreadableFileIsAnErrorNamingIt) {
-  const std::string root = MakeTempDir("cifar_unreadable");
+  const std::string root = TestTempDir("cifar_unreadable");
   WriteSplit(root, SPLIT_TEST);
   ASSERT_EQ(std::remove((root + "/test_batch.bin").c_str()), 0);
   ASSERT_EQ(::mkdir((root + "/test_batch.bin").c_str(), 0755), 0);  // exists, cannot be read
@@ -218,7 +218,7 @@ TEST(Cifar10Test, UnreadableFileIsAnErrorNamingIt) {
 
 TEST(Cifar10Test, UnreadablePermissionsArePermissionDenied) {
   if (::geteuid() == 0) GTEST_SKIP() << "root reads files whatever their mode";
-  const std::string root = MakeTempDir("cifar_mode0");
+  const std::string root = TestTempDir("cifar_mode0");
   WriteSplit(root, SPLIT_TEST);
   ASSERT_EQ(::chmod((root + "/test_batch.bin").c_str(), 0), 0);
   const absl::Status status = LoadCifar10(Context(root, SPLIT_TEST), kRecords).status();
@@ -227,7 +227,7 @@ TEST(Cifar10Test, UnreadablePermissionsArePermissionDenied) {
 }
 
 TEST(Cifar10Test, NormalizationOverride) {
-  const std::string root = MakeTempDir("cifar_override");
+  const std::string root = TestTempDir("cifar_override");
   WriteSplit(root, SPLIT_TEST);
   DatasetContext context = Context(root, SPLIT_TEST);
   context.mean = {0, 0, 0};
@@ -280,7 +280,7 @@ TEST(Cifar10DownloadTest, DownloadsVerifiesAndExtractsThenLoads) {
   HttpTestServer::Resource archive;
   archive.body = FixtureArchive();
   server.Serve("/cifar.tgz", archive);
-  const std::string root = MakeTempDir("cifar_download");
+  const std::string root = TestTempDir("cifar_download");
   Cifar10Options options;
   options.set_download_url(server.Url("/cifar.tgz"));
   PACT_ASSERT_OK(DownloadCifar10IfMissing(root, SPLIT_TRAIN, options, Md5Hex(archive.body)));
@@ -301,7 +301,7 @@ TEST(Cifar10DownloadTest, EnvironmentUrlAndOfficialMd5Mismatch) {
   server.Serve("/mirror.tgz", archive);
   ScopedEnv env;
   env.Set("PACT_CIFAR10_URL", server.Url("/mirror.tgz"));
-  const std::string root = MakeTempDir("cifar_download_md5");
+  const std::string root = TestTempDir("cifar_download_md5");
   const absl::Status status = DownloadCifar10IfMissing(root, SPLIT_TRAIN, Cifar10Options());
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(status.message(), HasSubstr("expected c32a1d4ab5d03f1284b67883e8d87530"));
@@ -318,7 +318,7 @@ TEST(Cifar10DownloadTest, OfflineIsUnavailableWithTheManualWay) {
     HttpTestServer closed;
     url = closed.Url("/cifar.tgz");
   }
-  const std::string root = MakeTempDir("cifar_offline");
+  const std::string root = TestTempDir("cifar_offline");
   Cifar10Options options;
   options.set_download_url(url);
   const absl::Status status = DownloadCifar10IfMissing(root, SPLIT_TEST, options);
@@ -332,7 +332,7 @@ TEST(Cifar10DownloadTest, ThroughTheRegistryWhenFilesAreMissing) {
   HttpTestServer::Resource r;
   r.status = 404;
   server.Serve("/cifar.tgz", r);
-  const std::string root = MakeTempDir("cifar_registry_download");
+  const std::string root = TestTempDir("cifar_registry_download");
   DatasetSpec spec;
   spec.set_data_root(root);
   spec.mutable_cifar10()->set_download_url(server.Url("/cifar.tgz"));
@@ -349,7 +349,7 @@ TEST(Cifar10DownloadTest, ThroughTheRegistryWhenFilesAreMissing) {
 
 TEST(Cifar10DownloadTest, AUsersArchiveIsUsedButNeverDeleted) {
   HttpTestServer server;  // never asked
-  const std::string root = MakeTempDir("cifar_user_archive");
+  const std::string root = TestTempDir("cifar_user_archive");
   const std::string archive = FixtureArchive();
   WriteFileOrFail(root + "/cifar-10-binary.tar.gz", archive);
   Cifar10Options options;

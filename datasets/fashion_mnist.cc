@@ -16,6 +16,7 @@
 #include "datasets/image_dataset.h"
 #include "datasets/transforms.h"
 #include "glog/logging.h"
+#include "pact/core/file.h"
 #include "pact/core/status_macros.h"
 
 namespace pact::datasets {

@@ -25,8 +25,8 @@ using ::pact::datasets::testing::FixturePixel;
 using ::pact::datasets::testing::GzipCompress;
 using ::pact::datasets::testing::IdxImages;
 using ::pact::datasets::testing::IdxLabels;
-using ::pact::datasets::testing::MakeTempDir;
 using ::pact::datasets::testing::WriteFileOrFail;
+using ::pact::testing::TestTempDir;
 using ::testing::HasSubstr;
 
 constexpr int64_t kCount = 6;
@@ -58,7 +58,7 @@ void ExpectFixtureValues(const InMemoryImageDataset& dataset) {
 }
 
 TEST(FashionMnistTest, LoadsGzippedTrainAndTest) {
-  const std::string root = MakeTempDir("fmnist_gz");
+  const std::string root = TestTempDir("fmnist_gz");
   WriteSplit(root, "train");
   WriteSplit(root, "t10k");
   PACT_ASSERT_OK_AND_ASSIGN(auto train, LoadFashionMnist(Context(root)));
@@ -71,14 +71,14 @@ TEST(FashionMnistTest, LoadsGzippedTrainAndTest) {
 }
 
 TEST(FashionMnistTest, LoadsRawFiles) {
-  const std::string root = MakeTempDir("fmnist_raw");
+  const std::string root = TestTempDir("fmnist_raw");
   WriteSplit(root, "train", /*gzip=*/false);
   PACT_ASSERT_OK_AND_ASSIGN(auto train, LoadFashionMnist(Context(root)));
   ExpectFixtureValues(*train);
 }
 
 TEST(FashionMnistTest, GetNormalizesWithStandardStatistics) {
-  const std::string root = MakeTempDir("fmnist_norm");
+  const std::string root = TestTempDir("fmnist_norm");
   WriteSplit(root, "train");
   PACT_ASSERT_OK_AND_ASSIGN(auto train, LoadFashionMnist(Context(root)));
   std::vector<float> image(784);
@@ -90,7 +90,7 @@ TEST(FashionMnistTest, GetNormalizesWithStandardStatistics) {
 }
 
 TEST(FashionMnistTest, MissingFileIsNotFoundSayingWhereToGetIt) {
-  const std::string root = MakeTempDir("fmnist_missing");
+  const std::string root = TestTempDir("fmnist_missing");
   const absl::Status status = LoadFashionMnist(Context(root)).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(status.message(), HasSubstr("neither " + root + "/train-images-idx3-ubyte.gz nor " +
@@ -100,7 +100,7 @@ TEST(FashionMnistTest, MissingFileIsNotFoundSayingWhereToGetIt) {
 }
 
 TEST(FashionMnistTest, MissingLabelsAreNamed) {
-  const std::string root = MakeTempDir("fmnist_missing_labels");
+  const std::string root = TestTempDir("fmnist_missing_labels");
   WriteSplit(root, "train");
   ASSERT_EQ(std::remove((root + "/train-labels-idx1-ubyte.gz").c_str()), 0);
   const absl::Status status = LoadFashionMnist(Context(root)).status();
@@ -109,7 +109,7 @@ TEST(FashionMnistTest, MissingLabelsAreNamed) {
 }
 
 TEST(FashionMnistTest, BadImageMagicIsDataLoss) {
-  const std::string root = MakeTempDir("fmnist_bad_magic");
+  const std::string root = TestTempDir("fmnist_bad_magic");
   WriteSplit(root, "train");
   WriteFileOrFail(root + "/train-images-idx3-ubyte.gz",
                   GzipCompress(IdxImages(kCount, 28, 28, /*magic=*/2049)));
@@ -120,7 +120,7 @@ TEST(FashionMnistTest, BadImageMagicIsDataLoss) {
 }
 
 TEST(FashionMnistTest, BadLabelMagicIsDataLoss) {
-  const std::string root = MakeTempDir("fmnist_bad_label_magic");
+  const std::string root = TestTempDir("fmnist_bad_label_magic");
   WriteSplit(root, "train");
   WriteFileOrFail(root + "/train-labels-idx1-ubyte.gz",
                   GzipCompress(IdxLabels(FixtureLabels(kCount), /*magic=*/2051)));
@@ -131,7 +131,7 @@ TEST(FashionMnistTest, BadLabelMagicIsDataLoss) {
 }
 
 TEST(FashionMnistTest, CountMismatchIsDataLossNamingBothFiles) {
-  const std::string root = MakeTempDir("fmnist_count");
+  const std::string root = TestTempDir("fmnist_count");
   WriteSplit(root, "train");
   WriteFileOrFail(root + "/train-labels-idx1-ubyte.gz",
                   GzipCompress(IdxLabels(FixtureLabels(kCount - 1))));
@@ -142,7 +142,7 @@ TEST(FashionMnistTest, CountMismatchIsDataLossNamingBothFiles) {
 }
 
 TEST(FashionMnistTest, TruncatedImagesAreDataLossWithExpectedAndActualSize) {
-  const std::string root = MakeTempDir("fmnist_truncated");
+  const std::string root = TestTempDir("fmnist_truncated");
   WriteSplit(root, "train", /*gzip=*/false);
   const std::string images = IdxImages(kCount, 28, 28);
   WriteFileOrFail(root + "/train-images-idx3-ubyte", images.substr(0, images.size() - 100));
@@ -154,7 +154,7 @@ TEST(FashionMnistTest, TruncatedImagesAreDataLossWithExpectedAndActualSize) {
 }
 
 TEST(FashionMnistTest, ShortHeaderIsDataLoss) {
-  const std::string root = MakeTempDir("fmnist_short");
+  const std::string root = TestTempDir("fmnist_short");
   WriteSplit(root, "train", /*gzip=*/false);
   WriteFileOrFail(root + "/train-labels-idx1-ubyte", std::string(2, '\0'));
   const absl::Status status = LoadFashionMnist(Context(root)).status();
@@ -163,7 +163,7 @@ TEST(FashionMnistTest, ShortHeaderIsDataLoss) {
 }
 
 TEST(FashionMnistTest, ImplausibleHeaderIsDataLoss) {
-  const std::string root = MakeTempDir("fmnist_huge");
+  const std::string root = TestTempDir("fmnist_huge");
   WriteSplit(root, "train", /*gzip=*/false);
   std::string images = IdxImages(kCount, 28, 28);
   for (int i = 4; i < 16; ++i) images[i] = '\xff';  // count, rows, cols = 2^32 - 1
@@ -174,7 +174,7 @@ TEST(FashionMnistTest, ImplausibleHeaderIsDataLoss) {
 }
 
 TEST(FashionMnistTest, WrongImageSizeIsDataLoss) {
-  const std::string root = MakeTempDir("fmnist_32");
+  const std::string root = TestTempDir("fmnist_32");
   WriteSplit(root, "train");
   WriteFileOrFail(root + "/train-images-idx3-ubyte.gz", GzipCompress(IdxImages(kCount, 32, 32)));
   const absl::Status status = LoadFashionMnist(Context(root)).status();
@@ -183,7 +183,7 @@ TEST(FashionMnistTest, WrongImageSizeIsDataLoss) {
 }
 
 TEST(FashionMnistTest, LabelOutOfRangeIsDataLoss) {
-  const std::string root = MakeTempDir("fmnist_label");
+  const std::string root = TestTempDir("fmnist_label");
   WriteSplit(root, "train");
   std::vector<uint8_t> labels = FixtureLabels(kCount);
   labels[4] = 10;
@@ -195,7 +195,7 @@ TEST(FashionMnistTest, LabelOutOfRangeIsDataLoss) {
 }
 
 TEST(FashionMnistTest, CorruptGzipIsDataLoss) {
-  const std::string root = MakeTempDir("fmnist_corrupt");
+  const std::string root = TestTempDir("fmnist_corrupt");
   WriteSplit(root, "train");
   std::string gz = GzipCompress(IdxImages(kCount, 28, 28));
   for (size_t i = 20; i < gz.size() - 8; i += 3) gz[i] = static_cast<char>(~gz[i]);
@@ -206,7 +206,7 @@ TEST(FashionMnistTest, CorruptGzipIsDataLoss) {
 }
 
 TEST(FashionMnistTest, TruncatedGzipIsDataLoss) {
-  const std::string root = MakeTempDir("fmnist_gz_truncated");
+  const std::string root = TestTempDir("fmnist_gz_truncated");
   WriteSplit(root, "train");
   const std::string gz = GzipCompress(IdxImages(kCount, 28, 28));
   WriteFileOrFail(root + "/train-images-idx3-ubyte.gz", gz.substr(0, gz.size() - 20));
@@ -217,7 +217,7 @@ TEST(FashionMnistTest, TruncatedGzipIsDataLoss) {
 }
 
 TEST(FashionMnistTest, UnreadableFileIsAnErrorNamingIt) {
-  const std::string root = MakeTempDir("fmnist_unreadable");
+  const std::string root = TestTempDir("fmnist_unreadable");
   WriteSplit(root, "train");
   const std::string path = root + "/train-labels-idx1-ubyte.gz";
   ASSERT_EQ(std::remove(path.c_str()), 0);
@@ -229,7 +229,7 @@ TEST(FashionMnistTest, UnreadableFileIsAnErrorNamingIt) {
 
 TEST(FashionMnistTest, UnreadablePermissionsArePermissionDenied) {
   if (::geteuid() == 0) GTEST_SKIP() << "root reads files whatever their mode";
-  const std::string root = MakeTempDir("fmnist_mode0");
+  const std::string root = TestTempDir("fmnist_mode0");
   WriteSplit(root, "train");
   const std::string path = root + "/train-images-idx3-ubyte.gz";
   ASSERT_EQ(::chmod(path.c_str(), 0), 0);
@@ -239,7 +239,7 @@ TEST(FashionMnistTest, UnreadablePermissionsArePermissionDenied) {
 }
 
 TEST(FashionMnistTest, NormalizationOverrideLengthIsChecked) {
-  const std::string root = MakeTempDir("fmnist_override");
+  const std::string root = TestTempDir("fmnist_override");
   WriteSplit(root, "train");
   DatasetContext context = Context(root);
   context.mean = {0.1f, 0.2f, 0.3f};

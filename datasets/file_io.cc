@@ -1,11 +1,8 @@
 #include "datasets/file_io.h"
 
-#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -14,54 +11,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "pact/core/file.h"
 
 namespace pact::datasets {
-namespace {
-
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-
-absl::Status ErrnoError(int error_number, absl::string_view what, const std::string& path) {
-  return absl::ErrnoToStatus(error_number, absl::StrCat(what, " ", path));
-}
-
-}  // namespace
-
-bool PathExists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-std::string JoinPath(absl::string_view dir, absl::string_view name) {
-  if (dir.empty()) return std::string(name);
-  if (dir.back() == '/') return absl::StrCat(dir, name);
-  return absl::StrCat(dir, "/", name);
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, "cannot stat", path);
-  if (S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot read ", path, ": is a folder, expected a file"));
-  }
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (file == nullptr) return ErrnoError(errno, "cannot open", path);
-  std::string contents;
-  // The size from stat avoids regrowing; the loop below still copes with a file that changes.
-  contents.resize(static_cast<size_t>(st.st_size));
-  size_t total = 0;
-  while (true) {
-    if (total == contents.size()) contents.resize(contents.size() + (1 << 16));
-    const size_t n = std::fread(&contents[total], 1, contents.size() - total, file.get());
-    total += n;
-    if (n == 0) break;
-  }
-  if (std::ferror(file.get())) return ErrnoError(errno, "error reading", path);
-  contents.resize(total);
-  return contents;
-}
 
 bool IsGzip(absl::string_view data) {
   return data.size() >= 2 && static_cast<unsigned char>(data[0]) == 0x1f &&

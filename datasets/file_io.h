@@ -1,4 +1,4 @@
-// Whole-file reads and in-memory gunzip for dataset loaders.
+// In-memory gunzip for dataset loaders (paths and whole-file reads are in pact/core/file.h).
 //
 // Datasets are small enough (CIFAR-10: 180 MB, Fashion-MNIST: 55 MB) to read into memory once;
 // every failure is a Status that names the file, so a user can tell which download is bad.
@@ -12,16 +12,6 @@
 #include "absl/strings/string_view.h"
 
 namespace pact::datasets {
-
-// True if `path` names an existing file or folder.
-bool PathExists(const std::string& path);
-
-// Joins two path pieces with exactly one '/' (an empty `dir` gives `name`).
-std::string JoinPath(absl::string_view dir, absl::string_view name);
-
-// The whole file. NotFound if missing, PermissionDenied if not readable, FailedPrecondition for
-// a folder, otherwise the errno's code; the message names `path`.
-absl::StatusOr<std::string> ReadFile(const std::string& path);
 
 // True if `data` starts with the gzip magic bytes 1f 8b.
 bool IsGzip(absl::string_view data);

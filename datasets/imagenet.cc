@@ -22,14 +22,16 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "datasets/archive.h"
 #include "datasets/dataset.h"
-#include "datasets/download.h"
-#include "datasets/file_io.h"
+#include "datasets/hf_hub.h"
+#include "datasets/http_download.h"
 #include "datasets/image_ops.h"
 #include "datasets/imagenet_options.pb.h"
 #include "datasets/jpeg.h"
 #include "datasets/transforms.h"
 #include "glog/logging.h"
+#include "pact/core/file.h"
 #include "pact/core/status_macros.h"
 
 namespace pact::datasets {
@@ -396,23 +398,8 @@ absl::Status DownloadImagenetFromHub(const std::string& root, Split split,
     const std::string archive = JoinPath(cache, name);
     const std::string done = absl::StrCat(archive, ".extracted");
     if (PathExists(done)) continue;
-    DownloadRequest request;
-    request.url = absl::StrCat(endpoint, "/datasets/", kImagenetHubRepo, "/resolve/main/", file);
-    request.destination = archive;
-    if (!token.token.empty()) {
-      request.headers.push_back(absl::StrCat("Authorization: Bearer ", token.token));
-    }
-    request.permission_hint = absl::StrCat(
-        kImagenetHubRepo,
-        " is gated: log in to https://huggingface.co, accept its terms at "
-        "https://huggingface.co/datasets/",
-        kImagenetHubRepo,
-        ", then run `huggingface-cli "
-        "login` or set HF_TOKEN to a token of that account (",
-        token.token.empty()
-            ? absl::StrCat("no token found; looked in ", token.source)
-            : absl::StrCat("the token from ", token.source, " was refused or has no access"),
-        ")");
+    DownloadRequest request =
+        HfDatasetFileRequest(endpoint, kImagenetHubRepo, file, token, archive);
     request.manual_hint =
         absl::StrCat("or ", ManualLayout(root), " and set imagenet.download: false");
     PACT_RETURN_IF_ERROR(DownloadFile(request));

@@ -12,13 +12,13 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "datasets/dataset.h"
-#include "datasets/file_io.h"
 #include "datasets/http_test_server.h"
 #include "datasets/image_ops.h"
 #include "datasets/jpeg.h"
 #include "datasets/test_fixtures.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pact/core/file.h"
 #include "pact/core/test_util.h"
 
 namespace pact::datasets {
@@ -27,10 +27,10 @@ namespace {
 using ::pact::datasets::testing::ArchiveEntry;
 using ::pact::datasets::testing::HttpTestServer;
 using ::pact::datasets::testing::MakeTarGz;
-using ::pact::datasets::testing::MakeTempDir;
 using ::pact::datasets::testing::ScopedEnv;
 using ::pact::datasets::testing::WriteFileOrFail;
 using ::pact::testing::ParseTextProtoOrDie;
+using ::pact::testing::TestTempDir;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -80,7 +80,7 @@ ImagenetOptions Options(int image_size = 224, int resize_size = 256) {
 
 // train: n01 (2 images), n02 (1), n03 (1); val: n01 (1), n03 (1).
 std::string SmallTree(absl::string_view name) {
-  const std::string root = MakeTempDir(name);
+  const std::string root = TestTempDir(name);
   WriteJpeg(root + "/train/n03/b.JPEG", 40, 30, 1);
   WriteJpeg(root + "/train/n01/z.JPEG", 40, 30, 2);
   WriteJpeg(root + "/train/n01/a.jpg", 30, 40, 3);
@@ -177,7 +177,7 @@ TEST(ImagenetTest, EmptyTrainClassIsAnErrorEmptyValClassIsNot) {
 }
 
 TEST(ImagenetTest, MissingSplitFolderExplainsTheLayout) {
-  const std::string root = MakeTempDir("imagenet_missing");
+  const std::string root = TestTempDir("imagenet_missing");
   const absl::Status status = LoadImagenet(Context(root), Options()).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(status.message(), HasSubstr(root + "/train does not exist"));
@@ -185,7 +185,7 @@ TEST(ImagenetTest, MissingSplitFolderExplainsTheLayout) {
 }
 
 TEST(ImagenetTest, ValAloneTakesItsClassIndexFromValFolders) {
-  const std::string root = MakeTempDir("imagenet_val_only");
+  const std::string root = TestTempDir("imagenet_val_only");
   WriteJpeg(root + "/val/n02/v.JPEG", 20, 20);
   WriteJpeg(root + "/val/n01/v.JPEG", 20, 20);
   PACT_ASSERT_OK_AND_ASSIGN(auto val, LoadImagenet(Context(root, SPLIT_TEST), Options()));
@@ -207,7 +207,7 @@ TEST(ImagenetTest, BadOptions) {
 TEST(ImagenetTest, EvalIsAnExactCenterCropWhenNoResizeIsNeeded) {
   // 256 (h) x 300 (w): the shorter side is already 256, so the crop is rows 16..239 and
   // columns 38..261 of the decoded image, unresampled.
-  const std::string root = MakeTempDir("imagenet_center");
+  const std::string root = TestTempDir("imagenet_center");
   const std::string jpeg = Jpeg(300, 256, 9);
   MakeDirs(root + "/val/n01");
   WriteFileOrFail(root + "/val/n01/x.JPEG", jpeg);
@@ -262,7 +262,7 @@ TEST(ImagenetTest, TrainIsRandomResizedCropThenFlipFromTheGenerator) {
   // With crop scale fixed at 1 on a square image the crop is the whole image (an attempt of
   // area 1 fits only as 224x224, and the fallback is the whole image too): each example is
   // the decoded image or its mirror, as the generator says.
-  const std::string root = MakeTempDir("imagenet_train_flip");
+  const std::string root = TestTempDir("imagenet_train_flip");
   const std::string jpeg = Jpeg(224, 224, 2);
   MakeDirs(root + "/train/n01");
   WriteFileOrFail(root + "/train/n01/x.JPEG", jpeg);
@@ -285,7 +285,7 @@ TEST(ImagenetTest, TrainIsRandomResizedCropThenFlipFromTheGenerator) {
 }
 
 TEST(ImagenetTest, GrayscaleAndCmykBecomeRgb) {
-  const std::string root = MakeTempDir("imagenet_color");
+  const std::string root = TestTempDir("imagenet_color");
   MakeDirs(root + "/val/n01");
   std::vector<uint8_t> gray(64 * 64);
   for (size_t i = 0; i < gray.size(); ++i) gray[i] = static_cast<uint8_t>(i % 64 * 4);
@@ -339,7 +339,7 @@ TEST(ImagenetTest, UnusableImagesBecomeZeroImagesWithTheirLabelAndAreCounted) {
 }
 
 TEST(ImagenetTest, GetIsThreadSafeAndDeterministic) {
-  const std::string root = MakeTempDir("imagenet_threads");
+  const std::string root = TestTempDir("imagenet_threads");
   for (int i = 0; i < 6; ++i) {
     WriteJpeg(absl::StrCat(root, "/train/n0", i % 2, "/", i, ".JPEG"), 120 + 10 * i, 90, i);
   }
@@ -398,7 +398,7 @@ class ImagenetHubTest : public ::testing::Test {
   ScopedEnv env_;
   HttpTestServer server_;
   const std::string root_ =
-      MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+      TestTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
 };
 
 TEST_F(ImagenetHubTest, ValArchiveIsLaidOutInClassFoldersWithOriginalNames) {

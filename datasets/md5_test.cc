@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "datasets/test_fixtures.h"
 #include "gtest/gtest.h"
+#include "pact/core/test_util.h"
 
 namespace pact::datasets {
 namespace {
@@ -42,7 +43,7 @@ TEST(Md5Test, PaddingEdgeLengths) {
 }
 
 TEST(Md5Test, FileDigestAndMissingFile) {
-  const std::string dir = testing::MakeTempDir("md5");
+  const std::string dir = ::pact::testing::TestTempDir("md5");
   testing::WriteFileOrFail(dir + "/abc", "abc");
   auto digest = Md5File(dir + "/abc");
   ASSERT_TRUE(digest.ok()) << digest.status();

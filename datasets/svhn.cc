@@ -20,12 +20,12 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "datasets/dataset.h"
-#include "datasets/download.h"
-#include "datasets/file_io.h"
+#include "datasets/http_download.h"
 #include "datasets/image_ops.h"
 #include "datasets/svhn_options.pb.h"
 #include "datasets/transforms.h"
 #include "glog/logging.h"
+#include "pact/core/file.h"
 #include "pact/core/status_macros.h"
 
 namespace pact::datasets {

@@ -105,7 +105,7 @@ absl::StatusOr<std::shared_ptr<const SvhnDataset>> LoadSvhn(const DatasetContext
 
 // Downloads the files of `names` missing from `root` from options.download_url (else env
 // PACT_SVHN_URL, else kSvhnBaseUrl) + "/" + name, checking each against `md5s` (file name ->
-// MD5; the official ones when empty). See download.h for the error codes.
+// MD5; the official ones when empty). See http_download.h for the error codes.
 absl::Status DownloadMissingSvhnFiles(const std::string& root,
                                       const std::vector<std::string>& names,
                                       const SvhnOptions& options,

@@ -14,13 +14,13 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "datasets/dataset.h"
-#include "datasets/file_io.h"
 #include "datasets/http_test_server.h"
 #include "datasets/image_ops.h"
 #include "datasets/md5.h"
 #include "datasets/test_fixtures.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pact/core/file.h"
 #include "pact/core/test_util.h"
 
 namespace pact::datasets {
@@ -29,10 +29,10 @@ namespace {
 using ::pact::datasets::testing::FixtureLabel;
 using ::pact::datasets::testing::FixturePixel;
 using ::pact::datasets::testing::HttpTestServer;
-using ::pact::datasets::testing::MakeTempDir;
 using ::pact::datasets::testing::ScopedEnv;
 using ::pact::datasets::testing::WriteFileOrFail;
 using ::pact::testing::ParseTextProtoOrDie;
+using ::pact::testing::TestTempDir;
 using ::testing::HasSubstr;
 
 // A .mat variable to write; null data = skip the variable.
@@ -130,7 +130,7 @@ std::vector<float> GetImage(const Dataset& dataset, int64_t index, int64_t* labe
 }
 
 TEST(SvhnTest, TrainIsTrainThenExtraAsChwWithDigitZeroAsClassZero) {
-  const std::string root = MakeTempDir("svhn_train");
+  const std::string root = TestTempDir("svhn_train");
   WriteAllSplits(root);
   PACT_ASSERT_OK_AND_ASSIGN(auto dataset, LoadSvhn(Context(root), Options()));
   ASSERT_EQ(dataset->size(), 7);
@@ -150,7 +150,7 @@ TEST(SvhnTest, TrainIsTrainThenExtraAsChwWithDigitZeroAsClassZero) {
 }
 
 TEST(SvhnTest, UseExtraFalseAndTestSplit) {
-  const std::string root = MakeTempDir("svhn_splits");
+  const std::string root = TestTempDir("svhn_splits");
   WriteAllSplits(root);
   PACT_ASSERT_OK_AND_ASSIGN(auto train, LoadSvhn(Context(root), Options(0, false)));
   EXPECT_EQ(train->size(), 3);
@@ -161,7 +161,7 @@ TEST(SvhnTest, UseExtraFalseAndTestSplit) {
 }
 
 TEST(SvhnTest, DefaultNormalizationIsDividingBy256) {
-  const std::string root = MakeTempDir("svhn_norm");
+  const std::string root = TestTempDir("svhn_norm");
   WriteAllSplits(root);
   PACT_ASSERT_OK_AND_ASSIGN(auto dataset, LoadSvhn(Context(root, SPLIT_TEST), Options()));
   int64_t label;
@@ -173,7 +173,7 @@ TEST(SvhnTest, DefaultNormalizationIsDividingBy256) {
 }
 
 TEST(SvhnTest, ResizeTo40IsBilinearPerPlane) {
-  const std::string root = MakeTempDir("svhn_resize");
+  const std::string root = TestTempDir("svhn_resize");
   WriteAllSplits(root);
   PACT_ASSERT_OK_AND_ASSIGN(auto dataset, LoadSvhn(Context(root, SPLIT_TEST), Options(40)));
   EXPECT_EQ(dataset->image_shape(), (std::vector<int64_t>{3, 40, 40}));
@@ -190,7 +190,7 @@ TEST(SvhnTest, ResizeTo40IsBilinearPerPlane) {
 }
 
 TEST(SvhnTest, AugmentationIsBrightnessThenContrastFromTheGenerator) {
-  const std::string root = MakeTempDir("svhn_augment");
+  const std::string root = TestTempDir("svhn_augment");
   // One image whose channels are half 50, half 150 (mean 100 per channel).
   Var x{"X", MAT_C_UINT8, MAT_T_UINT8, {32, 32, 3, 1}, std::vector<uint8_t>(3072)};
   for (int i = 0; i < 3072; ++i) x.bytes[i] = (i % 1024) < 512 ? 50 : 150;
@@ -225,7 +225,7 @@ TEST(SvhnTest, AugmentationIsBrightnessThenContrastFromTheGenerator) {
 }
 
 TEST(SvhnTest, ThroughTheRegistry) {
-  const std::string root = MakeTempDir("svhn_registry");
+  const std::string root = TestTempDir("svhn_registry");
   WriteAllSplits(root);
   const auto spec = ParseTextProtoOrDie<DatasetSpec>(
       absl::StrCat("data_root: '", root, "' split: SPLIT_TEST svhn { download: false }"));
@@ -279,7 +279,7 @@ TEST(SvhnTest, WrongVariablesAreDataLossNamingFileAndVariable) {
        "label 0 (y(1) in MATLAB) is 0, expected an integer in 1..10"},
   };
   for (const BadFileCase& c : cases) {
-    const std::string root = MakeTempDir("svhn_bad_" + c.name);
+    const std::string root = TestTempDir("svhn_bad_" + c.name);
     const std::string path = root + "/test_32x32.mat";
     WriteMat(path, c.vars());
     const absl::Status status = LoadSvhn(Context(root, SPLIT_TEST), Options()).status();
@@ -290,7 +290,7 @@ TEST(SvhnTest, WrongVariablesAreDataLossNamingFileAndVariable) {
 }
 
 TEST(SvhnTest, NotAMatFileIsDataLoss) {
-  const std::string root = MakeTempDir("svhn_garbage");
+  const std::string root = TestTempDir("svhn_garbage");
   WriteFileOrFail(root + "/test_32x32.mat", "<html>404 Not Found</html>");
   const absl::Status status = LoadSvhn(Context(root, SPLIT_TEST), Options()).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
@@ -298,7 +298,7 @@ TEST(SvhnTest, NotAMatFileIsDataLoss) {
 }
 
 TEST(SvhnTest, MissingFileSaysWhereToGetIt) {
-  const std::string root = MakeTempDir("svhn_missing");
+  const std::string root = TestTempDir("svhn_missing");
   WriteSvhnFile(root + "/train_32x32.mat", 0, 2);
   const absl::Status status = LoadSvhn(Context(root), Options()).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
@@ -309,7 +309,7 @@ TEST(SvhnTest, MissingFileSaysWhereToGetIt) {
 }
 
 TEST(SvhnTest, BadOptions) {
-  const std::string root = MakeTempDir("svhn_options");
+  const std::string root = TestTempDir("svhn_options");
   EXPECT_EQ(LoadSvhn(Context(root), Options(-1)).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(LoadSvhn(Context(root, SPLIT_UNSPECIFIED), Options()).status().code(),
@@ -317,7 +317,7 @@ TEST(SvhnTest, BadOptions) {
 }
 
 TEST(SvhnDownloadTest, DownloadsOnlyMissingFilesAndChecksMd5) {
-  const std::string fixtures = MakeTempDir("svhn_dl_fixtures");
+  const std::string fixtures = TestTempDir("svhn_dl_fixtures");
   WriteAllSplits(fixtures);
   HttpTestServer server;
   std::map<std::string, std::string> md5s;
@@ -329,7 +329,7 @@ TEST(SvhnDownloadTest, DownloadsOnlyMissingFilesAndChecksMd5) {
     server.Serve(absl::StrCat("/housenumbers/", name), r);
     md5s[name] = Md5Hex(*bytes);
   }
-  const std::string root = MakeTempDir("svhn_dl_root");
+  const std::string root = TestTempDir("svhn_dl_root");
   // The user already has train_32x32.mat: only extra is fetched.
   WriteSvhnFile(root + "/train_32x32.mat", 0, 3);
   SvhnOptions options = Options();
@@ -348,7 +348,7 @@ TEST(SvhnDownloadTest, EnvBaseUrlAndOfficialMd5Mismatch) {
   server.Serve("/mirror/test_32x32.mat", r);
   ScopedEnv env;
   env.Set("PACT_SVHN_URL", server.Url("/mirror"));
-  const std::string root = MakeTempDir("svhn_dl_md5");
+  const std::string root = TestTempDir("svhn_dl_md5");
   SvhnOptions options;  // no download_url: the environment's base URL
   const absl::Status status =
       DownloadMissingSvhnFiles(root, SvhnFileNames(SPLIT_TEST, true), options);

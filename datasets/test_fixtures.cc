@@ -6,7 +6,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -23,17 +22,6 @@ void AppendBigEndian32(uint32_t value, std::string* out) {
 }
 
 }  // namespace
-
-std::string MakeTempDir(absl::string_view name) {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const std::filesystem::path dir =
-      std::filesystem::path(tmp != nullptr ? tmp : "/tmp") / std::string(name);
-  std::error_code error;
-  std::filesystem::remove_all(dir, error);
-  std::filesystem::create_directories(dir, error);
-  EXPECT_FALSE(error) << "cannot create " << dir << ": " << error.message();
-  return dir.string();
-}
 
 void WriteFileOrFail(const std::string& path, absl::string_view contents) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

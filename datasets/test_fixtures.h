@@ -1,6 +1,6 @@
 // Generated dataset files for tests: CIFAR-10 .bin records, (gzip) IDX files and .tar.gz archives,
-// written under TEST_TMPDIR. Pixel values are a known function of (record id, byte), so tests can
-// check values exactly.
+// to write into folders from pact::testing::TestTempDir. Pixel values are a known function of
+// (record id, byte), so tests can check values exactly.
 #ifndef PACT_DATASETS_TEST_FIXTURES_H_
 #define PACT_DATASETS_TEST_FIXTURES_H_
 
@@ -13,9 +13,6 @@
 #include "absl/strings/string_view.h"
 
 namespace pact::datasets::testing {
-
-// A fresh, empty folder TEST_TMPDIR/<name> (removed first if it exists).
-std::string MakeTempDir(absl::string_view name);
 
 // Writes `contents` to `path`, failing the test (ADD_FAILURE) on error.
 void WriteFileOrFail(const std::string& path, absl::string_view contents);

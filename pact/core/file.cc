@@ -157,9 +157,22 @@ absl::Status SyncAndRename(const std::string& from, const std::string& to) {
 
 absl::Status WriteFileAtomicallyWith(
     const std::string& path, absl::FunctionRef<absl::Status(const std::string& tmp_path)> write) {
+  return WriteFileAtomicallyWith(path, write, AtomicWriteOptions());
+}
+
+absl::Status WriteFileAtomicallyWith(
+    const std::string& path, absl::FunctionRef<absl::Status(const std::string& tmp_path)> write,
+    const AtomicWriteOptions& options) {
   const std::string tmp = TemporaryName(path);
   absl::Status status = write(tmp);
-  if (status.ok()) status = SyncAndRename(tmp, path);
+  if (status.ok()) {
+    if (options.sync) {
+      status = SyncAndRename(tmp, path);
+    } else if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+      const int error = errno;
+      status = absl::ErrnoToStatus(error, absl::StrCat("cannot rename ", tmp, " to ", path));
+    }
+  }
   // After a failed rename (or a writer that failed half way) the temporary may still exist.
   if (!status.ok()) std::remove(tmp.c_str());
   return status;
@@ -174,6 +187,14 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
     if (status.ok() && closer.Close() != 0) status = ErrnoError(errno, "cannot write", tmp);
     return status;
   });
+}
+
+absl::Status SyncFileSystem(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError(errno, "cannot open", path);
+  FdCloser closer(fd);
+  if (::syncfs(fd) != 0) return ErrnoError(errno, "cannot sync the file system of", path);
+  return absl::OkStatus();
 }
 
 absl::Status AppendToFile(const std::string& path, absl::string_view contents) {

@@ -171,6 +171,27 @@ TEST(WriteFileAtomicallyWithTest, WriterThatCreatesNothingIsAnError) {
   EXPECT_TRUE(Listing(dir).empty());
 }
 
+TEST(WriteFileAtomicallyWithTest, WithoutSyncStillRenamesAndCleansUp) {
+  const std::string dir = TestTempDir("atomic_nosync");
+  const std::string path = JoinPath(dir, "x");
+  AtomicWriteOptions options;
+  options.sync = false;
+  PACT_ASSERT_OK(WriteFileAtomicallyWith(
+      path, [](const std::string& tmp) { return AppendToFile(tmp, "new"); }, options));
+  EXPECT_EQ(ReadOrEmpty(path), "new");
+  EXPECT_FALSE(WriteFileAtomicallyWith(
+                   path,
+                   [](const std::string& tmp) {
+                     EXPECT_TRUE(AppendToFile(tmp, "half").ok());
+                     return absl::InternalError("no");
+                   },
+                   options)
+                   .ok());
+  EXPECT_EQ(ReadOrEmpty(path), "new");
+  EXPECT_THAT(Listing(dir), ElementsAre("x"));
+  PACT_EXPECT_OK(SyncFileSystem(dir));
+}
+
 TEST(SyncAndRenameTest, RenamesOverTheTargetAndKeepsTheSourceOnFailure) {
   const std::string dir = TestTempDir("sync_rename");
   PACT_ASSERT_OK(WriteFileAtomically(JoinPath(dir, "a.part"), "new"));

@@ -1,31 +1,26 @@
 // Downloads against a local HTTP server that the test starts on 127.0.0.1 (never the
-// internet), archive extraction, and Hub credentials.
-#include "datasets/download.h"
+// internet).
+#include "datasets/http_download.h"
 
-#include <cstdlib>
-#include <map>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "datasets/file_io.h"
 #include "datasets/http_test_server.h"
 #include "datasets/md5.h"
 #include "datasets/test_fixtures.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pact/core/file.h"
+#include "pact/core/test_util.h"
 
 namespace pact::datasets {
 namespace {
 
-using ::pact::datasets::testing::ArchiveEntry;
 using ::pact::datasets::testing::HttpTestServer;
-using ::pact::datasets::testing::MakeTarGz;
-using ::pact::datasets::testing::MakeTempDir;
-using ::pact::datasets::testing::ScopedEnv;
 using ::pact::datasets::testing::WriteFileOrFail;
+using ::pact::testing::TestTempDir;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
@@ -61,7 +56,7 @@ class DownloadTest : public ::testing::Test {
 
   HttpTestServer server_;
   const std::string dir_ =
-      MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+      TestTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
   const std::string payload_ = Payload(100000);
 };
 
@@ -230,122 +225,6 @@ TEST_F(DownloadTest, FollowsRedirectsAndSendsHeaders) {
   ASSERT_TRUE(DownloadFile(request).ok());
   EXPECT_EQ(ReadOrEmpty(request.destination), payload_);
   EXPECT_EQ(server_.RequestsFor("/cdn/f").size(), 1u);
-}
-
-TEST(ExtractArchiveTest, ExtractsFilesAndFolders) {
-  const std::string dir = MakeTempDir("extract");
-  WriteFileOrFail(dir + "/a.tar.gz",
-                  MakeTarGz({ArchiveEntry::Folder("top/"), ArchiveEntry::File("top/one.txt", "one"),
-                             ArchiveEntry::File("top/sub/two.bin", std::string(70000, 'x')),
-                             ArchiveEntry::File("top/empty", ""),
-                             ArchiveEntry::Symlink("top/link", "one.txt")}));
-  auto stats = ExtractArchive(dir + "/a.tar.gz", dir + "/out");
-  ASSERT_TRUE(stats.ok()) << stats.status();
-  EXPECT_EQ(stats->files, 3);
-  EXPECT_EQ(stats->bytes, 3 + 70000);
-  EXPECT_EQ(ReadOrEmpty(dir + "/out/top/one.txt"), "one");
-  EXPECT_EQ(ReadOrEmpty(dir + "/out/top/sub/two.bin"), std::string(70000, 'x'));
-  EXPECT_TRUE(PathExists(dir + "/out/top/empty"));
-  EXPECT_FALSE(PathExists(dir + "/out/top/link"));  // symlinks are skipped
-}
-
-TEST(ExtractArchiveTest, NeverOverwritesExistingFiles) {
-  const std::string dir = MakeTempDir("extract_existing");
-  WriteFileOrFail(dir + "/a.tar.gz", MakeTarGz({ArchiveEntry::File("x.txt", "archive"),
-                                                ArchiveEntry::File("y.txt", "archive")}));
-  WriteFileOrFail(dir + "/x.txt", "mine");
-  auto stats = ExtractArchive(dir + "/a.tar.gz", dir);
-  ASSERT_TRUE(stats.ok()) << stats.status();
-  EXPECT_EQ(stats->files, 1);
-  EXPECT_EQ(stats->skipped_existing, 1);
-  EXPECT_EQ(ReadOrEmpty(dir + "/x.txt"), "mine");
-  EXPECT_EQ(ReadOrEmpty(dir + "/y.txt"), "archive");
-}
-
-TEST(ExtractArchiveTest, RejectsPathsOutsideTheDestination) {
-  const std::string dir = MakeTempDir("extract_unsafe");
-  WriteFileOrFail(dir + "/a.tar.gz", MakeTarGz({ArchiveEntry::File("ok.txt", "ok"),
-                                                ArchiveEntry::File("../evil.txt", "evil")}));
-  const absl::Status status = ExtractArchive(dir + "/a.tar.gz", dir + "/out").status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(status.message(), HasSubstr("'../evil.txt' would be written outside"));
-  EXPECT_FALSE(PathExists(dir + "/evil.txt"));
-}
-
-TEST(ExtractArchiveTest, MapperRenamesAndSkips) {
-  const std::string dir = MakeTempDir("extract_mapper");
-  WriteFileOrFail(dir + "/a.tar.gz", MakeTarGz({ArchiveEntry::File("keep_1.txt", "1"),
-                                                ArchiveEntry::File("drop.txt", "2")}));
-  auto stats = ExtractArchive(dir + "/a.tar.gz", dir + "/out",
-                              [](absl::string_view entry) -> absl::StatusOr<std::string> {
-                                if (entry == "drop.txt") return std::string();
-                                return absl::StrCat("renamed/", entry);
-                              });
-  ASSERT_TRUE(stats.ok()) << stats.status();
-  EXPECT_EQ(stats->files, 1);
-  EXPECT_EQ(ReadOrEmpty(dir + "/out/renamed/keep_1.txt"), "1");
-  EXPECT_FALSE(PathExists(dir + "/out/drop.txt"));
-  // A mapper error aborts the extraction with that error.
-  const absl::Status status =
-      ExtractArchive(dir + "/a.tar.gz", dir + "/out2", [](absl::string_view) {
-        return absl::StatusOr<std::string>(absl::DataLossError("bad name"));
-      }).status();
-  EXPECT_EQ(status, absl::DataLossError("bad name"));
-}
-
-TEST(ExtractArchiveTest, TruncatedArchiveIsDataLossAndLeavesNoPartialFile) {
-  const std::string dir = MakeTempDir("extract_truncated");
-  std::string big;
-  for (int64_t i = 0; i < 300000; ++i) big.push_back(static_cast<char>((i * 7919) % 251));
-  const std::string archive =
-      MakeTarGz({ArchiveEntry::File("first.txt", "first"), ArchiveEntry::File("big.bin", big)});
-  WriteFileOrFail(dir + "/a.tar.gz", archive.substr(0, archive.size() / 2));
-  const absl::Status status = ExtractArchive(dir + "/a.tar.gz", dir + "/out").status();
-  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(status.message(), HasSubstr(dir + "/a.tar.gz"));
-  EXPECT_FALSE(PathExists(dir + "/out/big.bin"));
-  EXPECT_FALSE(PathExists(dir + "/out/big.bin.pact-extracting"));
-}
-
-TEST(ExtractArchiveTest, MissingOrNonArchiveFiles) {
-  const std::string dir = MakeTempDir("extract_bad");
-  EXPECT_EQ(ExtractArchive(dir + "/none.tar.gz", dir).status().code(), absl::StatusCode::kNotFound);
-  WriteFileOrFail(dir + "/junk.tar.gz", "\x1f\x8b this is not gzip");
-  EXPECT_EQ(ExtractArchive(dir + "/junk.tar.gz", dir).status().code(), absl::StatusCode::kDataLoss);
-}
-
-TEST(HfTokenTest, EnvironmentFirstThenTokenFiles) {
-  const std::string dir = MakeTempDir("hf_token");
-  ScopedEnv env;
-  for (const char* name :
-       {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HOME", "XDG_CACHE_HOME"}) {
-    env.Unset(name);
-  }
-  env.Set("HOME", dir);
-  HfToken none = FindHfToken();
-  EXPECT_EQ(none.token, "");
-  EXPECT_THAT(none.source, HasSubstr(dir + "/.cache/huggingface/token"));
-
-  ASSERT_EQ(system(("mkdir -p " + dir + "/.cache/huggingface").c_str()), 0);
-  WriteFileOrFail(dir + "/.cache/huggingface/token", "hf_from_cli_login\n");
-  EXPECT_EQ(FindHfToken().token, "hf_from_cli_login");
-  EXPECT_EQ(FindHfToken().source, dir + "/.cache/huggingface/token");
-
-  WriteFileOrFail(dir + "/token", "hf_from_hf_home");
-  env.Set("HF_HOME", dir);
-  EXPECT_EQ(FindHfToken().token, "hf_from_hf_home");
-
-  env.Set("HF_TOKEN", "hf_from_env");
-  EXPECT_EQ(FindHfToken().token, "hf_from_env");
-  EXPECT_EQ(FindHfToken().source, "HF_TOKEN");
-}
-
-TEST(HfTokenTest, EndpointDefaultAndOverride) {
-  ScopedEnv env;
-  env.Unset("HF_ENDPOINT");
-  EXPECT_EQ(HfEndpoint(), "https://huggingface.co");
-  env.Set("HF_ENDPOINT", "https://hf-mirror.example/");
-  EXPECT_EQ(HfEndpoint(), "https://hf-mirror.example");
 }
 
 }  // namespace
