@@ -1,10 +1,9 @@
 #include "datasets/md5.h"
 
-#include <algorithm>
+#include <openssl/evp.h>
+
 #include <cerrno>
-#include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,103 +15,39 @@
 namespace pact::datasets {
 namespace {
 
-// Per-round shift amounts and the constants floor(abs(sin(i + 1)) * 2^32) of RFC 1321 §3.4.
-constexpr int kShift[64] = {7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
-                            5, 9,  14, 20, 5, 9,  14, 20, 5, 9,  14, 20, 5, 9,  14, 20,
-                            4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
-                            6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21};
-constexpr uint32_t kSine[64] = {
-    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
-    0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
-    0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
-    0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
-    0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
-    0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
-    0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
-    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391};
-
-inline uint32_t RotateLeft(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
-
 struct FileCloser {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
 
 }  // namespace
 
-Md5::Md5() : state_{0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476} {}
+void Md5::ContextDeleter::operator()(::evp_md_ctx_st* context) const { EVP_MD_CTX_free(context); }
 
-void Md5::Transform(const uint8_t block[64]) {
-  uint32_t m[16];
-  for (int i = 0; i < 16; ++i) {  // little-endian words, independent of the host's order
-    m[i] = uint32_t{block[4 * i]} | (uint32_t{block[4 * i + 1]} << 8) |
-           (uint32_t{block[4 * i + 2]} << 16) | (uint32_t{block[4 * i + 3]} << 24);
-  }
-  uint32_t a = state_[0], b = state_[1], c = state_[2], d = state_[3];
-  for (int i = 0; i < 64; ++i) {
-    uint32_t f;
-    int g;
-    if (i < 16) {
-      f = (b & c) | (~b & d);
-      g = i;
-    } else if (i < 32) {
-      f = (d & b) | (~d & c);
-      g = (5 * i + 1) % 16;
-    } else if (i < 48) {
-      f = b ^ c ^ d;
-      g = (3 * i + 5) % 16;
-    } else {
-      f = c ^ (b | ~d);
-      g = (7 * i) % 16;
-    }
-    const uint32_t next_d = c;
-    c = b;
-    b = b + RotateLeft(a + f + kSine[i] + m[g], kShift[i]);
-    a = d;
-    d = next_d;
-  }
-  state_[0] += a;
-  state_[1] += b;
-  state_[2] += c;
-  state_[3] += d;
+// EVP failures here mean a broken OpenSSL install (or FIPS mode without MD5), not bad input.
+Md5::Md5() : context_(EVP_MD_CTX_new()) {
+  CHECK(context_ != nullptr) << "EVP_MD_CTX_new failed";
+  CHECK_EQ(EVP_DigestInit_ex(context_.get(), EVP_md5(), nullptr), 1)
+      << "EVP_DigestInit_ex(EVP_md5()) failed";
 }
 
 void Md5::Update(absl::string_view data) {
   CHECK(!finalized_) << "Md5::Update after HexDigest";
-  const auto* p = reinterpret_cast<const uint8_t*>(data.data());
-  size_t n = data.size();
-  size_t used = length_ % 64;
-  length_ += n;
-  if (used > 0) {
-    const size_t take = std::min(n, 64 - used);
-    std::memcpy(buffer_ + used, p, take);
-    p += take;
-    n -= take;
-    if (used + take < 64) return;
-    Transform(buffer_);
-  }
-  for (; n >= 64; p += 64, n -= 64) Transform(p);
-  std::memcpy(buffer_, p, n);
+  CHECK_EQ(EVP_DigestUpdate(context_.get(), data.data(), data.size()), 1);
 }
 
 std::string Md5::HexDigest() {
   CHECK(!finalized_) << "Md5::HexDigest called twice";
-  const uint64_t bit_length = length_ * 8;
-  // Padding: 0x80, zeros up to 56 mod 64, then the message length in bits, little-endian.
-  uint8_t padding[72] = {0x80};
-  const size_t used = length_ % 64;
-  const size_t pad = used < 56 ? 56 - used : 120 - used;
-  for (int i = 0; i < 8; ++i) padding[pad + i] = static_cast<uint8_t>(bit_length >> (8 * i));
-  Update(absl::string_view(reinterpret_cast<const char*>(padding), pad + 8));
   finalized_ = true;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  CHECK_EQ(EVP_DigestFinal_ex(context_.get(), digest, &size), 1);
+  CHECK_EQ(size, 16u);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
-  hex.reserve(32);
-  for (const uint32_t word : state_) {
-    for (int i = 0; i < 4; ++i) {
-      const uint8_t byte = static_cast<uint8_t>(word >> (8 * i));
-      hex.push_back(kHex[byte >> 4]);
-      hex.push_back(kHex[byte & 15]);
-    }
+  hex.reserve(2 * size);
+  for (unsigned int i = 0; i < size; ++i) {
+    hex.push_back(kHex[digest[i] >> 4]);
+    hex.push_back(kHex[digest[i] & 15]);
   }
   return hex;
 }

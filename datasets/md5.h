@@ -1,13 +1,15 @@
-// MD5 (RFC 1321), only to verify downloads against the checksums datasets publish.
-// Not for anything security-related.
+// MD5 (RFC 1321) through OpenSSL's EVP interface, only to verify downloads against the
+// checksums datasets publish. Not for anything security-related.
 #ifndef PACT_DATASETS_MD5_H_
 #define PACT_DATASETS_MD5_H_
 
-#include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX, kept out of this header
 
 namespace pact::datasets {
 
@@ -20,11 +22,11 @@ class Md5 {
   std::string HexDigest();
 
  private:
-  void Transform(const uint8_t block[64]);
+  struct ContextDeleter {
+    void operator()(::evp_md_ctx_st* context) const;
+  };
 
-  uint32_t state_[4];
-  uint64_t length_ = 0;  // bytes hashed so far
-  uint8_t buffer_[64];   // the unprocessed tail, length_ % 64 bytes
+  std::unique_ptr<::evp_md_ctx_st, ContextDeleter> context_;
   bool finalized_ = false;
 };
 
