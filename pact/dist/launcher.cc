@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "glog/logging.h"
+#include "pact/core/file.h"
 
 extern char** environ;
 
@@ -50,11 +51,6 @@ std::string Describe(int status) {
                         strsignal(WTERMSIG(status)), ")");
   }
   return absl::StrCat("ended with wait status ", status);
-}
-
-const char* GetEnv(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? value : nullptr;
 }
 
 }  // namespace
@@ -111,7 +107,7 @@ absl::StatusOr<int> RunLocalWorkers(const LaunchOptions& options) {
         "--nnodes/--node_rank: need nnodes >= 1 and 0 <= node_rank < nnodes, got nnodes ",
         options.nnodes, " and node_rank ", options.node_rank));
   }
-  if (GetEnv("RANK") != nullptr || GetEnv("WORLD_SIZE") != nullptr) {
+  if (!GetEnv("RANK").empty() || !GetEnv("WORLD_SIZE").empty()) {
     return absl::InvalidArgumentError(
         "--nproc_per_node starts the workers and sets RANK/WORLD_SIZE itself; unset them, or "
         "drop --nproc_per_node to run as one worker of an externally launched job");
@@ -119,7 +115,7 @@ absl::StatusOr<int> RunLocalWorkers(const LaunchOptions& options) {
   if (options.args.empty()) return absl::InvalidArgumentError("launcher: no program arguments");
 
   std::string master_addr = options.master_addr;
-  if (master_addr.empty()) master_addr = GetEnv("MASTER_ADDR") ? GetEnv("MASTER_ADDR") : "";
+  if (master_addr.empty()) master_addr = GetEnv("MASTER_ADDR");
   if (master_addr.empty()) {
     if (options.nnodes > 1) {
       return absl::InvalidArgumentError(
@@ -128,7 +124,7 @@ absl::StatusOr<int> RunLocalWorkers(const LaunchOptions& options) {
     master_addr = "127.0.0.1";
   }
   int master_port = options.master_port;
-  if (master_port == 0 && GetEnv("MASTER_PORT") != nullptr &&
+  if (master_port == 0 && !GetEnv("MASTER_PORT").empty() &&
       !absl::SimpleAtoi(GetEnv("MASTER_PORT"), &master_port)) {
     return absl::InvalidArgumentError(
         absl::StrCat("MASTER_PORT='", GetEnv("MASTER_PORT"), "': not a port number"));
