@@ -55,10 +55,8 @@ std::string Jpeg(int w, int h, int seed = 0) {
   return jpeg.ok() ? *jpeg : std::string();
 }
 
-void MakeDirs(const std::string& path) { std::filesystem::create_directories(path); }
-
 void WriteJpeg(const std::string& path, int w, int h, int seed = 0) {
-  MakeDirs(std::filesystem::path(path).parent_path().string());
+  PACT_EXPECT_OK(MakeDirs(std::filesystem::path(path).parent_path().string()));
   WriteFileOrFail(path, Jpeg(w, h, seed));
 }
 
@@ -167,9 +165,9 @@ TEST(ImagenetTest, ValClassNotInTrainIsInvalidArgument) {
 
 TEST(ImagenetTest, EmptyTrainClassIsAnErrorEmptyValClassIsNot) {
   const std::string root = SmallTree("imagenet_empty");
-  MakeDirs(root + "/val/n02");  // empty val class: a warning
+  PACT_EXPECT_OK(MakeDirs(root + "/val/n02"));  // empty val class: a warning
   PACT_EXPECT_OK(LoadImagenet(Context(root, SPLIT_TEST), Options()));
-  MakeDirs(root + "/train/n04");
+  PACT_EXPECT_OK(MakeDirs(root + "/train/n04"));
   WriteFileOrFail(root + "/train/n04/notes.txt", "no images here");
   const absl::Status status = LoadImagenet(Context(root), Options()).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
@@ -209,7 +207,7 @@ TEST(ImagenetTest, EvalIsAnExactCenterCropWhenNoResizeIsNeeded) {
   // columns 38..261 of the decoded image, unresampled.
   const std::string root = TestTempDir("imagenet_center");
   const std::string jpeg = Jpeg(300, 256, 9);
-  MakeDirs(root + "/val/n01");
+  PACT_EXPECT_OK(MakeDirs(root + "/val/n01"));
   WriteFileOrFail(root + "/val/n01/x.JPEG", jpeg);
   PACT_ASSERT_OK_AND_ASSIGN(auto val, LoadImagenet(Context(root, SPLIT_TEST), Options()));
   int64_t label;
@@ -264,7 +262,7 @@ TEST(ImagenetTest, TrainIsRandomResizedCropThenFlipFromTheGenerator) {
   // the decoded image or its mirror, as the generator says.
   const std::string root = TestTempDir("imagenet_train_flip");
   const std::string jpeg = Jpeg(224, 224, 2);
-  MakeDirs(root + "/train/n01");
+  PACT_EXPECT_OK(MakeDirs(root + "/train/n01"));
   WriteFileOrFail(root + "/train/n01/x.JPEG", jpeg);
   ImagenetOptions options = Options();
   options.set_min_crop_scale(1.0);
@@ -286,7 +284,7 @@ TEST(ImagenetTest, TrainIsRandomResizedCropThenFlipFromTheGenerator) {
 
 TEST(ImagenetTest, GrayscaleAndCmykBecomeRgb) {
   const std::string root = TestTempDir("imagenet_color");
-  MakeDirs(root + "/val/n01");
+  PACT_EXPECT_OK(MakeDirs(root + "/val/n01"));
   std::vector<uint8_t> gray(64 * 64);
   for (size_t i = 0; i < gray.size(); ++i) gray[i] = static_cast<uint8_t>(i % 64 * 4);
   auto gray_jpeg = EncodeJpeg(gray.data(), 64, 64, PixelFormat::kGray, 95, false);
