@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -177,6 +178,37 @@ TEST(TrainCliTest, MissingDataNamesWhereToPutIt) {
                             dir);
   ExpectOneCleanErrorLine(r);
   EXPECT_THAT(r.output, HasSubstr(dir + "/fashion"));
+}
+
+// Names and sizes of the files under `dir`.
+std::map<std::string, uintmax_t> Listing(const std::string& dir) {
+  std::map<std::string, uintmax_t> files;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file()) files[entry.path().string()] = entry.file_size();
+  }
+  return files;
+}
+
+TEST(TrainCliTest, AFolderHoldingARunIsNeverClobbered) {
+  const std::string dir = Tmp("clobber");
+  const std::string recipe = WriteSyntheticRecipe(dir, 1);
+  const Result first = RunTrain({"--recipe=" + recipe, "--output-dir=" + dir + "/run"}, dir);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const auto before = Listing(dir + "/run");
+  const Result again = RunTrain({"--recipe=" + recipe, "--output-dir=" + dir + "/run"}, dir);
+  ExpectOneCleanErrorLine(again);
+  EXPECT_THAT(again.output, HasSubstr("--resume=" + dir + "/run"));
+  EXPECT_THAT(again.output, HasSubstr("--overwrite"));
+  EXPECT_EQ(Listing(dir + "/run"), before) << "not even a log file may be added";
+
+  const Result overwritten =
+      RunTrain({"--recipe=" + recipe, "--output-dir=" + dir + "/run", "--overwrite"}, dir);
+  EXPECT_EQ(overwritten.exit_code, 0) << overwritten.output;
+  int event_files = 0;
+  for (const auto& entry : fs::directory_iterator(dir + "/run")) {
+    if (entry.path().filename().string().rfind("events.out.tfevents.", 0) == 0) ++event_files;
+  }
+  EXPECT_EQ(event_files, 2) << "each invocation writes its own event file";
 }
 
 TEST(TrainCliTest, SigtermCheckpointsAndResumeFinishes) {

@@ -4,12 +4,15 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pact/core/file.h"
 #include "pact/core/recipe.h"
 #include "pact/core/test_util.h"
 #include "pact/train/checkpoint.h"
@@ -51,11 +54,7 @@ constexpr char kRecipe[] = R"pb(
   train { epochs: 3 batch_size: 32 eval_batch_size: 64 threads: 1 }
 )pb";
 
-std::string TempDir(const std::string& name) {
-  const std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
-  fs::remove_all(dir);
-  return dir;
-}
+std::string TempDir(const std::string& name) { return testing::TestTempDir(name); }
 
 std::vector<std::string> Lines(const std::string& path) {
   std::ifstream in(path);
@@ -65,11 +64,13 @@ std::vector<std::string> Lines(const std::string& path) {
 }
 
 absl::StatusOr<train::RunOutcome> Train(const Recipe& recipe, const std::string& dir,
-                                        const std::string& resume = "", int64_t max_steps = 0) {
+                                        const std::string& resume = "", int64_t max_steps = 0,
+                                        bool overwrite = false) {
   train::TrainerOptions options;
   options.output_dir = dir;
   options.resume = resume;
   options.max_steps = max_steps;
+  options.overwrite = overwrite;
   auto trainer = train::Trainer::Create(recipe, options);
   if (!trainer.ok()) return trainer.status();
   return (*trainer)->Run();
@@ -85,11 +86,11 @@ TEST(TrainTest, TrainsAndWritesMetricsAndCheckpoints) {
   EXPECT_EQ(outcome, train::RunOutcome::kFinished);
   const auto& history = trainer->history();
   ASSERT_EQ(history.size(), 3u);
-  EXPECT_LT(history[2].train_loss, history[0].train_loss);
-  EXPECT_GT(history[2].eval_top1, 50.0);  // the synthetic classes are easy
-  EXPECT_DOUBLE_EQ(history[0].lr, 2e-3);
-  EXPECT_DOUBLE_EQ(history[2].lr, 1e-3);
-  EXPECT_EQ(history[0].alphas.size(), 3u);
+  EXPECT_LT(history[2].train_loss(), history[0].train_loss());
+  EXPECT_GT(history[2].eval_top1(), 50.0);  // the synthetic classes are easy
+  EXPECT_DOUBLE_EQ(history[0].lr(), 2e-3);
+  EXPECT_DOUBLE_EQ(history[2].lr(), 1e-3);
+  EXPECT_EQ(history[0].alphas_size(), 3);
 
   const auto csv = Lines(dir + "/metrics.csv");
   ASSERT_EQ(csv.size(), 4u);
@@ -102,7 +103,8 @@ TEST(TrainTest, TrainsAndWritesMetricsAndCheckpoints) {
   const auto jsonl = Lines(dir + "/metrics.jsonl");
   ASSERT_EQ(jsonl.size(), 3u);
   EXPECT_THAT(jsonl[2], HasSubstr("{\"epoch\":2,"));
-  EXPECT_THAT(jsonl[2], HasSubstr("\"alphas\":{\"act1\":"));
+  EXPECT_THAT(jsonl[2], HasSubstr("\"alphas\":{"));
+  EXPECT_THAT(jsonl[2], HasSubstr("\"act1\":"));
   for (const char* file : {"/checkpoints/last.pt", "/checkpoints/best.pt",
                            "/checkpoints/last_state_dict.pt", "/recipe.pbtxt"}) {
     EXPECT_TRUE(fs::exists(dir + file)) << file;
@@ -163,6 +165,109 @@ TEST(TrainTest, InterruptedAndResumedRunIsBitIdentical) {
   }
 }
 
+// Every file of `dir` with its bytes.
+std::map<std::string, std::string> FolderContents(const std::string& dir) {
+  std::map<std::string, std::string> contents;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    absl::StatusOr<std::string> bytes = ReadFile(entry.path().string());
+    contents[entry.path().string()] = bytes.ok() ? *bytes : "<unreadable>";
+  }
+  return contents;
+}
+
+TEST(TrainTest, RefusesToClobberARunFolderAndChangesNothingInIt) {
+  const Recipe recipe = testing::ParseTextProtoOrDie<Recipe>(kRecipe);
+  const std::string dir = TempDir("clobber");
+  PACT_ASSERT_OK(Train(recipe, dir, "", 11));
+  const auto before = FolderContents(dir);
+  const auto result = Train(recipe, dir);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr("--resume=" + dir));
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr("--overwrite"));
+  EXPECT_EQ(FolderContents(dir), before);
+}
+
+TEST(TrainTest, OverwriteStartsTheFolderOver) {
+  const Recipe recipe = testing::ParseTextProtoOrDie<Recipe>(kRecipe);
+  const std::string straight = TempDir("overwrite_straight");
+  const std::string dir = TempDir("overwrite");
+  PACT_ASSERT_OK(Train(recipe, straight));
+  PACT_ASSERT_OK(Train(recipe, dir, "", 11));
+  PACT_ASSERT_OK_AND_ASSIGN(train::RunOutcome outcome, Train(recipe, dir, "", 0, true));
+  EXPECT_EQ(outcome, train::RunOutcome::kFinished);
+  EXPECT_EQ(Lines(dir + "/metrics.jsonl").size(), 3u);
+  const auto a = CheckpointTensors(recipe, straight + "/checkpoints/last.pt");
+  const auto b = CheckpointTensors(recipe, dir + "/checkpoints/last.pt");
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second));
+}
+
+// Rewrites `from` (a current checkpoint) as `to` in checkpoint format 1: the progress as ten
+// loose meta.* values, as builds before run_state.proto wrote it.
+void WriteFormat1Checkpoint(const Recipe& recipe, const std::string& from, const std::string& to) {
+  auto c = train::BuildComponents(recipe);
+  ASSERT_TRUE(c.ok()) << c.status();
+  train::TrainingProgress p;
+  PACT_ASSERT_OK(train::LoadCheckpoint(from, *c->model, *c->optimizer->torch_optimizer, &p));
+  torch::serialize::InputArchive in;
+  in.load_from(from);
+  torch::Tensor rng;
+  in.read("meta.cpu_rng_state", rng);
+  torch::serialize::OutputArchive out;
+  for (const auto& item : c->model->named_parameters())
+    out.write("model." + item.key(), item.value());
+  for (const auto& item : c->model->named_buffers()) {
+    out.write("model." + item.key(), item.value(), /*is_buffer=*/true);
+  }
+  torch::serialize::OutputArchive optimizer;
+  c->optimizer->torch_optimizer->save(optimizer);
+  out.write("optimizer", optimizer);
+  out.write("meta.format_version", c10::IValue(int64_t{1}));
+  out.write("meta.epoch", c10::IValue(p.epoch()));
+  out.write("meta.step_in_epoch", c10::IValue(p.step_in_epoch()));
+  out.write("meta.global_step", c10::IValue(p.global_step()));
+  out.write("meta.best_top1", c10::IValue(p.best_top1()));
+  out.write("meta.best_epoch", c10::IValue(p.best_epoch()));
+  out.write("meta.partial_loss_sum", c10::IValue(p.partial_loss_sum()));
+  out.write("meta.partial_correct", c10::IValue(p.partial_correct()));
+  out.write("meta.partial_seen", c10::IValue(p.partial_seen()));
+  out.write("meta.partial_seconds", c10::IValue(p.partial_seconds()));
+  out.write("meta.recipe", c10::IValue(p.recipe_text()));
+  out.write("meta.cpu_rng_state", rng);
+  out.save_to(to);
+}
+
+TEST(TrainTest, ResumesAFormat1CheckpointBitIdentically) {
+  const Recipe recipe = testing::ParseTextProtoOrDie<Recipe>(kRecipe);
+  const std::string straight = TempDir("format1_straight");
+  const std::string dir = TempDir("format1");
+  PACT_ASSERT_OK(Train(recipe, straight));
+  PACT_ASSERT_OK(Train(recipe, dir, "", 11));  // stops mid-epoch 1
+  const std::string old = dir + "/checkpoints/format1.pt";
+  WriteFormat1Checkpoint(recipe, dir + "/checkpoints/last.pt", old);
+  PACT_ASSERT_OK_AND_ASSIGN(train::RunOutcome outcome, Train(recipe, dir, old));
+  EXPECT_EQ(outcome, train::RunOutcome::kFinished);
+  const auto a = CheckpointTensors(recipe, straight + "/checkpoints/last.pt");
+  const auto b = CheckpointTensors(recipe, dir + "/checkpoints/last.pt");
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second));
+}
+
+TEST(TrainTest, ACheckpointOfAnUnknownFormatNamesBothVersions) {
+  const Recipe recipe = testing::ParseTextProtoOrDie<Recipe>(kRecipe);
+  const std::string dir = TempDir("format_future");
+  torch::serialize::OutputArchive out;
+  out.write("meta.format_version", c10::IValue(int64_t{train::kCheckpointFormatVersion + 1}));
+  out.save_to(dir + "/future.pt");
+  const auto result = Train(recipe, TempDir("format_future_out"), dir + "/future.pt");
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(
+      std::string(result.status().message()),
+      HasSubstr(absl::StrCat("written by format ", train::kCheckpointFormatVersion + 1,
+                             "; this build reads formats 1 to ", train::kCheckpointFormatVersion)));
+}
+
 TEST(TrainTest, WarmupTrainsUnquantizedThenSwitchesOn) {
   Recipe recipe = testing::ParseTextProtoOrDie<Recipe>(kRecipe);
   recipe.mutable_quantization()->set_quant_warmup_epochs(2);
@@ -172,9 +277,9 @@ TEST(TrainTest, WarmupTrainsUnquantizedThenSwitchesOn) {
   PACT_ASSERT_OK(trainer->Run());
   const auto& history = trainer->history();
   ASSERT_EQ(history.size(), 3u);
-  EXPECT_FALSE(history[0].quantized);
-  EXPECT_FALSE(history[1].quantized);
-  EXPECT_TRUE(history[2].quantized);
+  EXPECT_FALSE(history[0].quantized());
+  EXPECT_FALSE(history[1].quantized());
+  EXPECT_TRUE(history[2].quantized());
 }
 
 TEST(TrainTest, AlphaPenaltyAddsExactlyLambdaTimesAlphaToTheGradient) {
@@ -205,7 +310,11 @@ TEST(TrainTest, AlphaPenaltyAddsExactlyLambdaTimesAlphaToTheGradient) {
     EXPECT_NEAR(with[i] - without[i], lambda * c.alphas[i].item<double>(), 1e-7) << i;
   }
   EXPECT_FALSE(train::AlphaPenalty(c.alphas, 0.0).defined());
-  EXPECT_DOUBLE_EQ(EffectiveLambdaAlpha(recipe), 1e-4);  // unset = the weight decay
+  // Unset: the built optimizer's weight decay, whatever the optimizer is.
+  EXPECT_DOUBLE_EQ(train::LambdaAlpha(recipe.quantization(), *c.optimizer), 1e-4);
+  Recipe explicit_lambda = recipe;
+  explicit_lambda.mutable_quantization()->set_lambda_alpha(0.5);
+  EXPECT_DOUBLE_EQ(train::LambdaAlpha(explicit_lambda.quantization(), *c.optimizer), 0.5);
 }
 
 TEST(TrainTest, AlphasGetNoOptimizerWeightDecay) {

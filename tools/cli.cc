@@ -118,6 +118,9 @@ absl::StatusOr<Recipe> ResolveRecipe(const CommandLine& cl, const std::string& r
   if (cl.batch_size.has_value()) recipe.mutable_train()->set_batch_size(*cl.batch_size);
   if (cl.epochs.has_value()) recipe.mutable_train()->set_epochs(*cl.epochs);
   if (cl.threads.has_value()) recipe.mutable_train()->set_threads(*cl.threads);
+  if (cl.dist.distributed() && recipe.train().threads() == 0) {
+    recipe.mutable_train()->set_threads(dist::ThreadsPerProcess(0, cl.dist));
+  }
   if (cl.seed.has_value()) recipe.set_seed(*cl.seed);
   QuantizationSpec* q = recipe.mutable_quantization();
   // The seed's network always uses PACT; --act-bits sets its bits (0 = clipping only).
@@ -142,6 +145,11 @@ absl::StatusOr<Recipe> ResolveRecipe(const CommandLine& cl, const std::string& r
   }
   PACT_RETURN_WITH_CONTEXT_IF_ERROR(ValidateRecipe(recipe), path);
   return recipe;
+}
+
+std::string OutputDir(const std::string& flag, const Recipe& recipe) {
+  if (!flag.empty()) return flag;
+  return recipe.output().dir().empty() ? "runs/" + recipe.name() : recipe.output().dir();
 }
 
 std::vector<std::string> NormalizeFlagNames(const std::vector<std::string>& args) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "pact/dist/env.h"
 #include "pact/proto/recipe.pb.h"
 
 namespace pact::tools {
@@ -33,7 +34,13 @@ struct CommandLine {
   std::optional<std::string> device;
   std::optional<uint64_t> seed;
   std::optional<int> threads;
+  // This process's place in a data-parallel job: train.threads 0 ("all cores") is split among
+  // the workers of one machine.
+  dist::DistEnv dist;
 };
+
+// The output folder: `flag` when given, else the recipe's output.dir, else runs/<name>.
+std::string OutputDir(const std::string& flag, const Recipe& recipe);
 
 // The shipped recipe file name for a dataset/model pair ("cifar10_resnet20.pbtxt"), or
 // InvalidArgument/NotFound with the valid choices.

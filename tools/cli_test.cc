@@ -63,6 +63,32 @@ TEST(ResolveRecipeTest, FlagsAreFoldedIntoTheShippedRecipe) {
   EXPECT_EQ(recipe.train().device(), DEVICE_CPU);
 }
 
+TEST(ResolveRecipeTest, DataParallelWorkersSplitAllCoresButKeepAnExplicitCount) {
+  CommandLine cl;
+  cl.dataset = "fashion_mnist";
+  cl.dist.world_size = 4;
+  cl.dist.local_world_size = 2;
+  PACT_ASSERT_OK_AND_ASSIGN(Recipe split, ResolveRecipe(cl, RecipesDir()));
+  EXPECT_EQ(split.train().threads(), dist::ThreadsPerProcess(0, cl.dist));
+  EXPECT_GE(split.train().threads(), 1);
+  cl.threads = 3;
+  PACT_ASSERT_OK_AND_ASSIGN(Recipe kept, ResolveRecipe(cl, RecipesDir()));
+  EXPECT_EQ(kept.train().threads(), 3);
+  cl.threads.reset();
+  cl.dist = dist::DistEnv();  // one process: 0 stays "all cores"
+  PACT_ASSERT_OK_AND_ASSIGN(Recipe single, ResolveRecipe(cl, RecipesDir()));
+  EXPECT_EQ(single.train().threads(), 0);
+}
+
+TEST(OutputDirTest, FlagThenRecipeThenRunsName) {
+  Recipe recipe;
+  recipe.set_name("r20");
+  EXPECT_EQ(OutputDir("", recipe), "runs/r20");
+  recipe.mutable_output()->set_dir("/data/runs/x");
+  EXPECT_EQ(OutputDir("", recipe), "/data/runs/x");
+  EXPECT_EQ(OutputDir("mine", recipe), "mine");
+}
+
 TEST(ResolveRecipeTest, OverridesComeLastAndReplaceRepeatedFields) {
   CommandLine cl;
   cl.dataset = "cifar10";

@@ -6,7 +6,6 @@
 // Flags may be spelled with dashes (the seed's spelling) or underscores. See --helpon=train.
 #include <unistd.h>
 
-#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -20,12 +19,16 @@
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "models/model.h"
+#include "pact/core/file.h"
+#include "pact/core/status_macros.h"
 #include "pact/core/text_proto.h"
+#include "pact/dist/data_parallel.h"
 #include "pact/dist/env.h"
 #include "pact/dist/launcher.h"
 #include "pact/dist/process_group.h"
 #include "pact/optim/optimizer.h"
 #include "pact/quant/quantizer.h"
+#include "pact/train/run_outputs.h"
 #include "pact/train/trainer.h"
 #include "tools/cli.h"
 
@@ -38,6 +41,9 @@ DEFINE_bool(dry_run, false,
             "Parse, validate and build every component, print the recipe and the per-layer "
             "model summary, and exit.");
 DEFINE_string(resume, "", "Checkpoint file or output folder to continue from.");
+DEFINE_bool(overwrite, false,
+            "Start over in an output folder that already holds a run (removes its checkpoints, "
+            "rewrites its metrics). Without it such a folder needs --resume.");
 DEFINE_bool(list, false, "List every registered component and exit.");
 // The seed's options (train.py), folded into the recipe when given.
 DEFINE_string(dataset, "",
@@ -67,7 +73,8 @@ DEFINE_string(dist_backend, "", "gloo | nccl (default: nccl for CUDA when availa
 DEFINE_double(dist_timeout_s, 300,
               "Seconds a data-parallel rendezvous or collective may wait for the other ranks "
               "before failing (a rank that died or hangs).");
-DEFINE_double(dist_bucket_mb, 25, "Gradient allreduce bucket size in MiB (data-parallel).");
+DEFINE_double(dist_bucket_mb, pact::dist::kDefaultBucketBytes / double{1 << 20},
+              "Gradient allreduce bucket size in MiB (data-parallel).");
 
 namespace {
 
@@ -99,21 +106,14 @@ int Fail(const absl::Status& status) {
   return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  // Malloc tuning shared with //tools:train_benchmark (see TuneProcessForTraining).
-  pact::train::TuneProcessForTraining();
-
+// Parses the flags (dashes or underscores) and starts glog; returns the normalized arguments.
+std::vector<std::string> ParseFlags(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
   args = pact::tools::NormalizeFlagNames(args);
-  std::error_code cwd_error;
-  const std::string launch_dir = std::filesystem::current_path(cwd_error).string();
   std::vector<char*> normalized;
   for (auto& arg : args) normalized.push_back(arg.data());
   int normalized_argc = static_cast<int>(normalized.size());
   char** normalized_argv = normalized.data();
-
   FLAGS_logtostderr = true;
   gflags::SetUsageMessage(
       "trains a PACT-quantized network from a recipe.\n"
@@ -123,27 +123,30 @@ int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&normalized_argc, &normalized_argv, /*remove_flags=*/true);
   google::InitGoogleLogging(argv[0]);
   google::InstallFailureSignalHandler();
-
   if (normalized_argc > 1) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("unexpected argument '", normalized_argv[1], "'; see --helpon=train")));
+    std::cerr << "train: error: unexpected argument '" << normalized_argv[1]
+              << "'; see --helpon=train" << std::endl;
+    std::exit(2);
   }
-  if (FLAGS_list) {
-    ListComponents();
-    return 0;
-  }
+  return args;
+}
 
-  // `bazel run` starts us in the runfiles tree; shipped recipes live there, user paths are
-  // relative to where the user ran bazel.
+// `bazel run` starts us in the runfiles tree, where the shipped recipes are; user paths are
+// relative to where the user ran bazel. Returns the shipped recipes' folder.
+absl::StatusOr<std::string> EnterUserDirectory() {
   std::string recipes_dir = "recipes";
   std::error_code error;
   if (std::filesystem::is_directory("recipes", error)) {
     recipes_dir = std::filesystem::absolute("recipes").string();
   }
   if (const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY"); cwd != nullptr) {
-    if (chdir(cwd) != 0) return Fail(absl::InternalError(absl::StrCat("cannot chdir to ", cwd)));
+    if (chdir(cwd) != 0) return absl::InternalError(absl::StrCat("cannot chdir to ", cwd));
   }
+  return recipes_dir;
+}
 
+// The options the user gave, for tools::ResolveRecipe to fold into the recipe.
+pact::tools::CommandLine CommandLineFromFlags(const pact::dist::DistEnv& env) {
   pact::tools::CommandLine cl;
   cl.recipe = FLAGS_recipe;
   cl.recipe_overrides = FLAGS_recipe_overrides;
@@ -161,94 +164,120 @@ int main(int argc, char** argv) {
   if (IsSet("device")) cl.device = FLAGS_device;
   if (IsSet("seed")) cl.seed = FLAGS_seed;
   if (IsSet("threads")) cl.threads = FLAGS_threads;
+  cl.dist = env;
+  return cl;
+}
 
-  absl::StatusOr<pact::Recipe> recipe = pact::tools::ResolveRecipe(cl, recipes_dir);
-  if (!recipe.ok()) return Fail(recipe.status());
+int DryRun(const pact::Recipe& recipe) {
+  std::cout << "# resolved recipe\n" << pact::ToTextProto(recipe);
+  absl::StatusOr<std::string> summary = pact::train::DryRun(recipe);
+  if (!summary.ok()) return Fail(summary.status());
+  std::cout << "\n# model\n" << *summary << std::flush;
+  return 0;
+}
 
-  if (FLAGS_dry_run) {
-    std::cout << "# resolved recipe\n" << pact::ToTextProto(*recipe);
-    absl::StatusOr<std::string> summary = pact::train::DryRun(*recipe);
-    if (!summary.ok()) return Fail(summary.status());
-    std::cout << "\n# model\n" << *summary << std::flush;
-    return 0;
-  }
+// Re-executes this binary as --nproc_per_node workers, from where we were started.
+int LaunchWorkers(const std::vector<std::string>& args, const std::string& launch_dir) {
+  pact::dist::LaunchOptions launch;
+  launch.nproc_per_node = FLAGS_nproc_per_node;
+  launch.nnodes = FLAGS_nnodes;
+  launch.node_rank = FLAGS_node_rank;
+  launch.args = pact::dist::RemoveFlags(args, {"nproc_per_node", "nnodes", "node_rank"});
+  launch.working_directory = launch_dir;
+  // Healthy workers fail within the timeout once a peer died; one still running later hangs.
+  launch.grace = absl::Seconds(FLAGS_dist_timeout_s) + absl::Seconds(5);
+  absl::StatusOr<int> code = pact::dist::RunLocalWorkers(launch);
+  if (!code.ok()) return Fail(code.status());
+  return *code;
+}
 
-  if (FLAGS_nproc_per_node > 0) {
-    // Workers redo the steps above with our arguments, from where we were started.
-    pact::dist::LaunchOptions launch;
-    launch.nproc_per_node = FLAGS_nproc_per_node;
-    launch.nnodes = FLAGS_nnodes;
-    launch.node_rank = FLAGS_node_rank;
-    launch.args = pact::dist::RemoveFlags(args, {"nproc_per_node", "nnodes", "node_rank"});
-    launch.working_directory = launch_dir;
-    // Healthy workers fail within the timeout once a peer died; one still running later hangs.
-    launch.grace = absl::Seconds(FLAGS_dist_timeout_s) + absl::Seconds(5);
-    absl::StatusOr<int> code = pact::dist::RunLocalWorkers(launch);
-    if (!code.ok()) return Fail(code.status());
-    return *code;
+// This process's place in the job the environment describes: a group of one, or the c10d
+// group it joins.
+absl::StatusOr<std::shared_ptr<pact::dist::Collectives>> JoinJob(const pact::dist::DistEnv& env,
+                                                                 const pact::Recipe& recipe) {
+  if (!env.distributed()) {
+    return std::shared_ptr<pact::dist::Collectives>(pact::dist::LocalCollectives());
   }
-  if (FLAGS_nnodes != 1 || FLAGS_node_rank != 0) {
-    return Fail(absl::InvalidArgumentError("--nnodes and --node_rank need --nproc_per_node"));
+  if (env.rank != 0) FLAGS_minloglevel = google::GLOG_WARNING;  // rank 0 reports for all
+  const bool cuda = recipe.train().device() == pact::DEVICE_CUDA;
+  if (cuda) pact::dist::SelectLocalCudaDevice(env);  // before anything touches CUDA
+  PACT_ASSIGN_OR_RETURN(pact::dist::Backend backend,
+                        pact::dist::ChooseBackend(FLAGS_dist_backend, cuda));
+  if (!(FLAGS_dist_timeout_s > 0) || !(FLAGS_dist_bucket_mb > 0)) {
+    return absl::InvalidArgumentError("--dist_timeout_s and --dist_bucket_mb must be > 0");
   }
-  absl::StatusOr<pact::dist::DistEnv> env = pact::dist::ReadDistEnv();
-  if (!env.ok()) return Fail(env.status());
-  std::shared_ptr<pact::dist::ProcessGroup> group;
-  if (env->distributed()) {
-    if (env->rank != 0) FLAGS_minloglevel = google::GLOG_WARNING;  // rank 0 reports for all
-    if (recipe->train().threads() == 0) {
-      recipe->mutable_train()->set_threads(pact::dist::ThreadsPerProcess(0, *env));
-    }
-    const bool cuda = recipe->train().device() == pact::DEVICE_CUDA;
-    if (cuda) pact::dist::SelectLocalCudaDevice(*env);  // before anything touches CUDA
-    absl::StatusOr<pact::dist::Backend> backend =
-        pact::dist::ChooseBackend(FLAGS_dist_backend, cuda);
-    if (!backend.ok()) return Fail(backend.status());
-    if (!(FLAGS_dist_timeout_s > 0) || !(FLAGS_dist_bucket_mb > 0)) {
-      return Fail(absl::InvalidArgumentError("--dist_timeout_s and --dist_bucket_mb must be > 0"));
-    }
-    pact::dist::GroupOptions group_options;
-    group_options.backend = *backend;
-    group_options.timeout = absl::Seconds(FLAGS_dist_timeout_s);
-    absl::StatusOr<std::shared_ptr<pact::dist::ProcessGroup>> joined =
-        pact::dist::ProcessGroup::Connect(*env, group_options);
-    if (!joined.ok()) return Fail(joined.status());
-    group = *std::move(joined);
-  }
+  pact::dist::GroupOptions options;
+  options.backend = backend;
+  options.timeout = absl::Seconds(FLAGS_dist_timeout_s);
+  PACT_ASSIGN_OR_RETURN(std::shared_ptr<pact::dist::ProcessGroup> group,
+                        pact::dist::ProcessGroup::Connect(env, options));
+  PACT_ASSIGN_OR_RETURN(
+      std::unique_ptr<pact::dist::Collectives> collectives,
+      pact::dist::GroupCollectives(group, static_cast<int64_t>(FLAGS_dist_bucket_mb * (1 << 20))));
+  return std::shared_ptr<pact::dist::Collectives>(std::move(collectives));
+}
 
+// The run's log also goes to <output_dir>/train.log.<date>-<time>.<pid> (one per invocation,
+// so a resumed run keeps the earlier logs).
+void ConfigureRunLog(const std::string& output_dir) {
+  if (!pact::MakeDirs(output_dir).ok()) return;  // the trainer reports the folder's error
+  FLAGS_logtostderr = false;
+  FLAGS_alsologtostderr = true;
+  google::SetLogDestination(google::GLOG_INFO, (output_dir + "/train.log.").c_str());
+  for (auto severity : {google::GLOG_WARNING, google::GLOG_ERROR, google::GLOG_FATAL}) {
+    google::SetLogDestination(severity, "");  // all severities are in the INFO file
+  }
+  google::SetLogSymlink(google::GLOG_INFO, "");
+}
+
+int Train(const pact::Recipe& recipe, std::shared_ptr<pact::dist::Collectives> collectives) {
   pact::train::TrainerOptions options;
-  options.process_group = group;
-  options.bucket_bytes = std::llround(FLAGS_dist_bucket_mb * (1 << 20));
-  options.output_dir = FLAGS_output_dir;
-  if (options.output_dir.empty()) {
-    options.output_dir =
-        recipe->output().dir().empty() ? "runs/" + recipe->name() : recipe->output().dir();
-  }
+  options.output_dir = pact::tools::OutputDir(FLAGS_output_dir, recipe);
   options.resume = FLAGS_resume;
-  if (group == nullptr || env->rank == 0) {
-    // The run's log also goes to <output_dir>/train.log.<date>-<time>.<pid> (one per
-    // invocation, so a resumed run keeps the earlier logs).
-    std::error_code error;
-    std::filesystem::create_directories(options.output_dir, error);
-    if (!error) {
-      FLAGS_logtostderr = false;
-      FLAGS_alsologtostderr = true;
-      google::SetLogDestination(google::GLOG_INFO, (options.output_dir + "/train.log.").c_str());
-      for (auto severity : {google::GLOG_WARNING, google::GLOG_ERROR, google::GLOG_FATAL}) {
-        google::SetLogDestination(severity, "");  // all severities are in the INFO file
-      }
-      google::SetLogSymlink(google::GLOG_INFO, "");
-    }
-  }
+  options.overwrite = FLAGS_overwrite;
+  options.collectives = collectives;
+  // Refuse before the log file or anything else lands in a folder holding another run.
+  const absl::Status folder =
+      pact::train::CheckRunFolder(options.output_dir, options.resume, options.overwrite);
+  if (!folder.ok()) return Fail(folder);
+  if (collectives->is_writer()) ConfigureRunLog(options.output_dir);
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
-  auto trainer = pact::train::Trainer::Create(*recipe, options);
+  auto trainer = pact::train::Trainer::Create(recipe, options);
   if (!trainer.ok()) return Fail(trainer.status());
   absl::StatusOr<pact::train::RunOutcome> outcome = (*trainer)->Run();
   if (!outcome.ok()) return Fail(outcome.status());
   // Rank 0 hosts the rendezvous store: leave together, once every rank is done.
-  if (group != nullptr) {
-    const absl::Status done = group->Barrier("final barrier");
-    if (!done.ok()) return Fail(done);
-  }
+  const absl::Status done = collectives->Barrier("final barrier");
+  if (!done.ok()) return Fail(done);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Malloc tuning shared with //tools:train_benchmark (see TuneProcessForTraining).
+  pact::train::TuneProcessForTraining();
+  std::error_code cwd_error;
+  const std::string launch_dir = std::filesystem::current_path(cwd_error).string();
+  const std::vector<std::string> args = ParseFlags(argc, argv);
+  if (FLAGS_list) {
+    ListComponents();
+    return 0;
+  }
+  absl::StatusOr<std::string> recipes_dir = EnterUserDirectory();
+  if (!recipes_dir.ok()) return Fail(recipes_dir.status());
+  absl::StatusOr<pact::dist::DistEnv> env = pact::dist::ReadDistEnv();
+  if (!env.ok()) return Fail(env.status());
+  absl::StatusOr<pact::Recipe> recipe =
+      pact::tools::ResolveRecipe(CommandLineFromFlags(*env), *recipes_dir);
+  if (!recipe.ok()) return Fail(recipe.status());
+  if (FLAGS_dry_run) return DryRun(*recipe);
+  if (FLAGS_nproc_per_node > 0) return LaunchWorkers(args, launch_dir);
+  if (FLAGS_nnodes != 1 || FLAGS_node_rank != 0) {
+    return Fail(absl::InvalidArgumentError("--nnodes and --node_rank need --nproc_per_node"));
+  }
+  absl::StatusOr<std::shared_ptr<pact::dist::Collectives>> collectives = JoinJob(*env, *recipe);
+  if (!collectives.ok()) return Fail(collectives.status());
+  return Train(*recipe, *std::move(collectives));
 }

@@ -524,8 +524,8 @@ absl::StatusOr<EpochTiming> SyntheticEpoch(const pact::Recipe& recipe, int64_t t
 }
 
 struct RealEpochTiming {
-  double seconds = 0;             // EpochMetrics::seconds: training + evaluation
-  double train_images_per_s = 0;  // EpochMetrics::train_images_per_s
+  double seconds = 0;             // EpochMetrics.seconds: training + evaluation
+  double train_images_per_s = 0;  // EpochMetrics.train_images_per_s
   double foreign = 0;
 };
 
@@ -552,8 +552,8 @@ absl::StatusOr<RealEpochTiming> RealEpoch(pact::Recipe recipe) {
   if (!status.ok()) return status;
   const pact::train::EpochMetrics& m = (*trainer)->history().at(0);
   RealEpochTiming t;
-  t.seconds = m.seconds;
-  t.train_images_per_s = m.train_images_per_s;
+  t.seconds = m.seconds();
+  t.train_images_per_s = m.train_images_per_s();
   t.foreign = w.foreign;
   return t;
 }

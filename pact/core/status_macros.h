@@ -37,6 +37,18 @@
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
 
+// Like PACT_ASSIGN_OR_RETURN, prefixing an error's message with `context`.
+#define PACT_ASSIGN_OR_RETURN_WITH_CONTEXT(lhs, expr, ...)                                     \
+  PACT_ASSIGN_OR_RETURN_WITH_CONTEXT_IMPL_(PACT_STATUS_CONCAT_(pact_statusor_, __LINE__), lhs, \
+                                           expr, __VA_ARGS__)
+
+#define PACT_ASSIGN_OR_RETURN_WITH_CONTEXT_IMPL_(statusor, lhs, expr, ...)                \
+  auto statusor = (expr);                                                                 \
+  if (!statusor.ok()) {                                                                   \
+    return ::pact::internal::WithContext(statusor.status(), ::absl::StrCat(__VA_ARGS__)); \
+  }                                                                                       \
+  lhs = std::move(statusor).value()
+
 namespace pact::internal {
 
 // Same code, message "<context>: <original message>".

@@ -18,11 +18,11 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Create(
   PACT_RETURN_IF_ERROR(dp->BroadcastModel());
   PACT_ASSIGN_OR_RETURN(
       dp->reducer_, GradientReducer::Create(dp->group_, dp->model_->parameters(), bucket_bytes));
-  if (dp->is_writer()) {
+  if (dp->group_->rank() == 0) {
     std::vector<int64_t> sizes = dp->reducer_->bucket_bytes();
     int64_t total = 0;
     for (int64_t s : sizes) total += s;
-    LOG(INFO) << "data-parallel over " << dp->size() << " processes ("
+    LOG(INFO) << "data-parallel over " << dp->group_->size() << " processes ("
               << BackendName(dp->group_->backend()) << "): " << total << " gradient bytes in "
               << sizes.size() << " allreduce bucket(s) of at most " << bucket_bytes << " bytes";
   }
@@ -39,10 +39,44 @@ absl::Status DataParallel::BroadcastBuffers() {
   return group_->Broadcast(model_->buffers(), 0, "broadcast of rank 0's buffers");
 }
 
-absl::StatusOr<bool> DataParallel::AnyRank(bool local, absl::string_view what) {
-  std::vector<double> flag = {local ? 1.0 : 0.0};
-  PACT_RETURN_IF_ERROR(group_->AllReduceSum(&flag, what));
-  return flag[0] > 0.0;
+namespace {
+
+class GroupCollectivesImpl : public Collectives {
+ public:
+  GroupCollectivesImpl(std::shared_ptr<ProcessGroup> group, int64_t bucket_bytes)
+      : group_(std::move(group)), bucket_bytes_(bucket_bytes) {}
+
+  int rank() const override { return group_->rank(); }
+  int size() const override { return group_->size(); }
+  absl::Status AttachModel(std::shared_ptr<torch::nn::Module> model) override {
+    PACT_ASSIGN_OR_RETURN(dp_, DataParallel::Create(group_, std::move(model), bucket_bytes_));
+    return absl::OkStatus();
+  }
+  absl::Status AverageGradients() override {
+    if (dp_ == nullptr) return absl::FailedPreconditionError("AverageGradients before AttachModel");
+    return dp_->AverageGradients();
+  }
+  absl::Status BroadcastBuffers() override {
+    if (dp_ == nullptr) return absl::FailedPreconditionError("BroadcastBuffers before AttachModel");
+    return dp_->BroadcastBuffers();
+  }
+  absl::Status AllReduceSum(std::vector<double>* values, absl::string_view what) override {
+    return group_->AllReduceSum(values, what);
+  }
+  absl::Status Barrier(absl::string_view what) override { return group_->Barrier(what); }
+
+ private:
+  std::shared_ptr<ProcessGroup> group_;
+  const int64_t bucket_bytes_;
+  std::unique_ptr<DataParallel> dp_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Collectives>> GroupCollectives(std::shared_ptr<ProcessGroup> group,
+                                                              int64_t bucket_bytes) {
+  if (group == nullptr) return absl::InvalidArgumentError("data-parallel: no process group");
+  return std::make_unique<GroupCollectivesImpl>(std::move(group), bucket_bytes);
 }
 
 }  // namespace pact::dist

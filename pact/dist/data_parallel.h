@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "pact/dist/collectives.h"
 #include "pact/dist/gradient_reducer.h"
 #include "pact/dist/process_group.h"
 
@@ -29,11 +30,6 @@ class DataParallel {
       std::shared_ptr<ProcessGroup> group, std::shared_ptr<torch::nn::Module> model,
       int64_t bucket_bytes = kDefaultBucketBytes);
 
-  int rank() const { return group_->rank(); }
-  int size() const { return group_->size(); }
-  // Rank 0 alone writes checkpoints, metrics and logs.
-  bool is_writer() const { return group_->rank() == 0; }
-  ProcessGroup& group() { return *group_; }
   const GradientReducer& reducer() const { return *reducer_; }
 
   // After backward, before the optimizer step: every .grad becomes the mean over ranks.
@@ -42,12 +38,6 @@ class DataParallel {
   absl::Status BroadcastModel();
   // Rank 0's buffers (BatchNorm running statistics) on every rank.
   absl::Status BroadcastBuffers();
-  // Sums `values` over ranks in place.
-  absl::Status AllReduceSum(std::vector<double>* values, absl::string_view what) {
-    return group_->AllReduceSum(values, what);
-  }
-  // True everywhere if `local` is true on any rank.
-  absl::StatusOr<bool> AnyRank(bool local, absl::string_view what);
 
  private:
   DataParallel(std::shared_ptr<ProcessGroup> group, std::shared_ptr<torch::nn::Module> model)
@@ -57,6 +47,11 @@ class DataParallel {
   std::shared_ptr<torch::nn::Module> model_;
   std::unique_ptr<GradientReducer> reducer_;
 };
+
+// The Collectives of `group`'s ranks: AttachModel wraps the model in a DataParallel with
+// `bucket_bytes` allreduce buckets. InvalidArgument for a null group.
+absl::StatusOr<std::unique_ptr<Collectives>> GroupCollectives(
+    std::shared_ptr<ProcessGroup> group, int64_t bucket_bytes = kDefaultBucketBytes);
 
 }  // namespace pact::dist
 

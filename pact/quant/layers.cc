@@ -247,7 +247,10 @@ std::shared_ptr<ActivationModule> LayerBuilder::Activation(LayerPosition positio
 std::vector<torch::Tensor> CollectAlphas(torch::nn::Module& module) {
   std::vector<torch::Tensor> alphas;
   for (const auto& child : module.modules(/*include_self=*/true)) {
-    if (auto* pact = dynamic_cast<PactActivation*>(child.get())) alphas.push_back(pact->alpha);
+    const auto* activation = dynamic_cast<const ActivationModule*>(child.get());
+    if (activation != nullptr && activation->clip_level().defined()) {
+      alphas.push_back(activation->clip_level());
+    }
   }
   return alphas;
 }

@@ -88,6 +88,7 @@ class PactActivation : public ActivationModule {
   void pretty_print(std::ostream& stream) const override;
   // How many forwards found alpha below alpha_min and clamped it.
   int64_t guard_hits() const { return guard_hits_; }
+  torch::Tensor clip_level() const override { return alpha; }
 
   torch::Tensor alpha;
 
@@ -152,7 +153,8 @@ class LayerBuilder {
   std::shared_ptr<QuantControl> control_;
 };
 
-// Every PACT alpha of `module` (for lambda_alpha and for excluding them from weight decay).
+// Every ActivationModule::clip_level of `module`, in module-tree order (for lambda_alpha and
+// for excluding them from weight decay).
 std::vector<torch::Tensor> CollectAlphas(torch::nn::Module& module);
 
 }  // namespace pact::quant

@@ -52,6 +52,9 @@ class ActivationModule : public torch::nn::Module {
   virtual int bits() const = 0;
   // The registry key that made it ("pact", "relu").
   virtual std::string kind() const = 0;
+  // The learned clipping level (PACT's alpha), a parameter the trainer regularizes with
+  // lambda_alpha and keeps out of weight decay; undefined for an activation without one.
+  virtual torch::Tensor clip_level() const { return {}; }
   // Output shape of the last forward (empty before the first); for model summaries.
   const std::vector<int64_t>& last_output_shape() const { return last_output_shape_; }
 

@@ -1,7 +1,7 @@
-// Training checkpoints: model, optimizer, progress, RNG state and the resolved recipe in one
-// LibTorch archive, written atomically (temporary file + rename), so an interrupted write never
-// replaces a good checkpoint. Also a Python-readable state_dict (torch.load gives a dict of
-// tensors named like the module tree, e.g. "layer1.0.conv1.weight").
+// Training checkpoints: model, optimizer, progress (a TrainingProgress message), RNG state and
+// the resolved recipe in one LibTorch archive, written atomically (pact/core/file.h), so an
+// interrupted write never replaces a good checkpoint. Also a Python-readable state_dict
+// (torch.load gives a dict of tensors named like the module tree, e.g. "layer1.0.conv1.weight").
 #ifndef PACT_TRAIN_CHECKPOINT_H_
 #define PACT_TRAIN_CHECKPOINT_H_
 
@@ -12,28 +12,24 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "pact/train/run_state.pb.h"
 
 namespace pact::train {
 
-struct TrainingProgress {
-  int64_t epoch = 0;          // the epoch in progress (0-based)
-  int64_t step_in_epoch = 0;  // batches of `epoch` already trained (0 = at its start)
-  int64_t global_step = 0;
-  double best_top1 = -1.0;  // best eval top-1 so far (-1 = none yet)
-  int64_t best_epoch = -1;
-  // Running sums of the unfinished epoch, so a mid-epoch resume reports the same metrics.
-  double partial_loss_sum = 0.0;
-  int64_t partial_correct = 0;
-  int64_t partial_seen = 0;
-  double partial_seconds = 0.0;
-  std::string recipe_text;  // the resolved recipe the run was started with
-};
+// The format SaveCheckpoint writes. Format 1 kept the progress as ten loose "meta.*" values;
+// format 2 keeps it as one TrainingProgress message. LoadCheckpoint reads both.
+inline constexpr int kCheckpointFormatVersion = 2;
+inline constexpr int kOldestReadableCheckpointFormat = 1;
+
+// A fresh run's progress (at epoch 0, no best yet), stamped with kCheckpointFormatVersion.
+TrainingProgress NewTrainingProgress(const std::string& recipe_text);
 
 absl::Status SaveCheckpoint(const std::string& path, torch::nn::Module& model,
                             torch::optim::Optimizer& optimizer, const TrainingProgress& progress);
 
-// Restores into an already-built model and optimizer of the same recipe. DataLoss when the file
-// is unreadable or does not match the model.
+// Restores into an already-built model and optimizer of the same recipe. NotFound when the file
+// is missing, FailedPrecondition ("written by format N, this build reads 1 to M") for a format
+// this build cannot read, DataLoss when it is unreadable or does not match the model.
 absl::Status LoadCheckpoint(const std::string& path, torch::nn::Module& model,
                             torch::optim::Optimizer& optimizer, TrainingProgress* progress);
 

@@ -68,6 +68,10 @@ void EvalStep(models::Model& model, torch::Device device, const torch::Tensor& i
   sums.seen += labels.size(0);
 }
 
+double LambdaAlpha(const QuantizationSpec& quantization, const optim::Optimizer& optimizer) {
+  return quantization.has_lambda_alpha() ? quantization.lambda_alpha() : optimizer.weight_decay;
+}
+
 torch::Tensor AlphaPenalty(const std::vector<torch::Tensor>& alphas, double lambda) {
   if (alphas.empty() || lambda == 0.0) return torch::Tensor();
   return 0.5 * lambda * torch::cat(alphas).pow(2).sum();
@@ -106,9 +110,10 @@ absl::StatusOr<Components> BuildComponents(const Recipe& recipe) {
 
   optim::OptimizerContext optimizer_context;
   for (const auto& item : c.model->named_modules()) {
-    if (auto* pact = dynamic_cast<quant::PactActivation*>(item.value().get())) {
+    const auto* activation = dynamic_cast<const quant::ActivationModule*>(item.value().get());
+    if (activation != nullptr && activation->clip_level().defined()) {
       c.alpha_names.push_back(item.key());
-      c.alphas.push_back(pact->alpha);
+      c.alphas.push_back(activation->clip_level());
     }
   }
   for (const auto& param : c.model->parameters()) {

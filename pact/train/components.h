@@ -24,7 +24,8 @@ namespace pact::train {
 struct Components {
   std::shared_ptr<const quant::LayerBuilder> layers;
   std::shared_ptr<models::Model> model;
-  // Every PACT alpha with its module path ("layer1.0.act1"), in module-tree order.
+  // Every learned clipping level (ActivationModule::clip_level, PACT's alpha) with its module
+  // path ("layer1.0.act1"), in module-tree order.
   std::vector<std::string> alpha_names;
   std::vector<torch::Tensor> alphas;
   std::shared_ptr<optim::Optimizer> optimizer;
@@ -43,9 +44,14 @@ absl::StatusOr<Components> BuildComponents(const Recipe& recipe);
 absl::StatusOr<std::shared_ptr<const datasets::Dataset>> BuildDataset(
     const datasets::DatasetSpec& spec);
 
-// FailedPrecondition-free check that a dataset's images and classes fit the model.
+// InvalidArgument, naming `which` and the fix, unless a dataset's images and classes fit the
+// model.
 absl::Status CheckDatasetFitsModel(const datasets::Dataset& dataset, models::Model& model,
                                    absl::string_view which);
+
+// lambda_alpha with its documented default: the built optimizer's weight decay when the recipe
+// leaves it unset (so any optimizer that reports its weight_decay gets it).
+double LambdaAlpha(const QuantizationSpec& quantization, const optim::Optimizer& optimizer);
 
 // The PACT paper's L2 regularizer on clipping levels, lambda/2 * sum(alpha^2), so that
 // d/d_alpha = lambda * alpha (the convention weight decay uses). Undefined when there is

@@ -200,12 +200,12 @@ absl::Status WriteCurvesPng(const std::string& path, const std::vector<EpochMetr
   if (history.empty()) return absl::FailedPreconditionError("no epoch to plot");
   Series train_loss{{}, kTrain}, eval_loss{{}, kEval}, train_top1{{}, kTrain}, eval_top1{{}, kEval};
   for (const auto& m : history) {
-    const double x = m.epoch + 1;
-    train_loss.points.emplace_back(x, m.train_loss);
-    train_top1.points.emplace_back(x, m.train_top1);
-    if (m.evaluated) {
-      eval_loss.points.emplace_back(x, m.eval_loss);
-      eval_top1.points.emplace_back(x, m.eval_top1);
+    const double x = m.epoch() + 1;
+    train_loss.points.emplace_back(x, m.train_loss());
+    train_top1.points.emplace_back(x, m.train_top1());
+    if (m.has_eval_top1()) {
+      eval_loss.points.emplace_back(x, m.eval_loss());
+      eval_top1.points.emplace_back(x, m.eval_top1());
     }
   }
   Canvas canvas(1200, 480);

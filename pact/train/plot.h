@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "pact/train/metrics.h"
+#include "pact/train/run_state.pb.h"
 
 namespace pact::train {
 

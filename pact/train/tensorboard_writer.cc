@@ -40,16 +40,24 @@ uint32_t MaskedCrc32c(absl::string_view data) {
   return ((crc >> 15) | (crc << 17)) + 0xA282EAD8u;
 }
 
-absl::Status TensorBoardWriter::Open(const std::string& dir) {
+absl::Status TensorBoardWriter::Open(const std::string& dir, int64_t purge_step) {
   char host[256] = "localhost";
   gethostname(host, sizeof(host) - 1);
-  path_ = absl::StrCat(dir, "/events.out.tfevents.", static_cast<int64_t>(WallTime()), ".", host);
-  out_.open(path_, std::ios::binary | std::ios::trunc);
+  path_ = absl::StrCat(dir, "/events.out.tfevents.", static_cast<int64_t>(WallTime()), ".", host,
+                       ".", getpid());
+  out_.open(path_, std::ios::binary | std::ios::app);
   if (!out_) return absl::PermissionDeniedError(absl::StrCat(path_, ": cannot open for writing"));
-  tensorboard::Event event;
-  event.set_wall_time(WallTime());
-  event.set_file_version("brain.Event:2");
-  return WriteRecord(event.SerializeAsString());
+  tensorboard::Event version;
+  version.set_wall_time(WallTime());
+  version.set_step(purge_step);
+  version.set_file_version("brain.Event:2");
+  absl::Status status = WriteRecord(version.SerializeAsString());
+  if (!status.ok()) return status;
+  tensorboard::Event start;
+  start.set_wall_time(WallTime());
+  start.set_step(purge_step);
+  start.mutable_session_log()->set_status(tensorboard::SessionLog::START);
+  return WriteRecord(start.SerializeAsString());
 }
 
 absl::Status TensorBoardWriter::AddScalar(absl::string_view tag, double value, int64_t step) {

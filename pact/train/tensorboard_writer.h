@@ -19,8 +19,12 @@ uint32_t MaskedCrc32c(absl::string_view data);
 
 class TensorBoardWriter {
  public:
-  // Creates <dir>/events.out.tfevents.<seconds>.<host> and writes the file-version record.
-  absl::Status Open(const std::string& dir);
+  // Creates <dir>/events.out.tfevents.<seconds>.<host>.<pid> (appending, never truncating: a
+  // name already taken keeps its records) and writes the file-version record and a session
+  // start at `purge_step`, after which TensorBoard drops every step >= purge_step read from
+  // earlier files of the folder (SummaryWriter(purge_step=...)): a resumed run shows one
+  // curve, not the steps an interrupted run wrote after its last checkpoint.
+  absl::Status Open(const std::string& dir, int64_t purge_step);
   absl::Status AddScalar(absl::string_view tag, double value, int64_t step);
   absl::Status Flush();
   const std::string& path() const { return path_; }

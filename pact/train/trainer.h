@@ -8,35 +8,34 @@
 #ifndef PACT_TRAIN_TRAINER_H_
 #define PACT_TRAIN_TRAINER_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "pact/dist/collectives.h"
 #include "pact/proto/recipe.pb.h"
-#include "pact/train/metrics.h"
-
-namespace pact::dist {
-class ProcessGroup;
-}  // namespace pact::dist
+#include "pact/train/run_state.pb.h"
 
 namespace pact::train {
 
 struct TrainerOptions {
-  // Where outputs go (created if missing).
+  // Where outputs go (created if missing). A folder holding a run (checkpoints/last.pt) needs
+  // `resume` or `overwrite` (CheckRunFolder in run_outputs.h).
   std::string output_dir;
   // Checkpoint file or output folder (uses its checkpoints/last.pt) to continue; empty = fresh.
   std::string resume;
+  // Start over in a folder that holds a run: its checkpoints are removed, its metrics rewritten.
+  bool overwrite = false;
   // Stop (checkpoint and return kStopped, as on SIGTERM) after this many training steps in
   // this invocation; 0 = no limit. For smoke runs and tests of the resume path.
   int64_t max_steps = 0;
-  // Data-parallel training (pact/dist): this process's group, or null for one process. Every
-  // rank runs the same recipe and rank 0 alone writes outputs. train.batch_size stays the
-  // global batch: each rank trains on batch_size / world_size examples per step.
-  std::shared_ptr<dist::ProcessGroup> process_group;
-  // Gradient allreduce bucket size in bytes (data-parallel only; PyTorch DDP's 25 MiB).
-  int64_t bucket_bytes = int64_t{25} << 20;
+  // This process's data-parallel job (pact/dist); null = one process (dist::LocalCollectives).
+  // Every rank runs the same recipe and rank 0 alone writes outputs. train.batch_size stays
+  // the global batch: each rank trains on batch_size / size() examples per step.
+  std::shared_ptr<dist::Collectives> collectives;
 };
 
 enum class RunOutcome { kFinished, kStopped };
@@ -50,6 +49,7 @@ class Trainer {
 
   // Trains to train.epochs, or until RequestStop().
   virtual absl::StatusOr<RunOutcome> Run() = 0;
+  // The epochs this invocation trained.
   virtual const std::vector<EpochMetrics>& history() const = 0;
 
   // Async-signal-safe: asks a running trainer to stop after its current step.
@@ -64,9 +64,9 @@ class Trainer {
 // unmapping them every step. Call once at the start of main(), before any allocation of note.
 void TuneProcessForTraining();
 
-// Parses, validates and builds every component without loading data (datasets are only
-// checked to be linked), runs one forward pass on zeros of the model's input shape and returns
-// the per-layer summary.
+// Builds every component without loading data (datasets are only checked to be linked), runs
+// one forward pass on zeros of the model's input shape and returns the per-layer summary.
+// `recipe` must be validated.
 absl::StatusOr<std::string> DryRun(const Recipe& recipe);
 
 }  // namespace pact::train

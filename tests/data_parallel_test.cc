@@ -198,14 +198,14 @@ absl::Status RunTrainer() {
   options.output_dir = absl::StrCat(dir, "/out.", group->rank());
   options.resume = Env("PACT_TEST_RESUME");
   options.max_steps = EnvInt("PACT_TEST_MAX_STEPS", 0);
-  options.process_group = group;
+  PACT_ASSIGN_OR_RETURN(options.collectives, GroupCollectives(group));
   PACT_ASSIGN_OR_RETURN(auto trainer, train::Trainer::Create(recipe, options));
   PACT_ASSIGN_OR_RETURN(train::RunOutcome outcome, trainer->Run());
   (void)outcome;
   std::ofstream history(absl::StrCat(dir, "/history.", group->rank()));
   for (const train::EpochMetrics& m : trainer->history()) {
-    history << absl::StrFormat("%d %.17g %.17g %.17g %.17g %.17g\n", m.epoch, m.train_loss,
-                               m.train_top1, m.eval_loss, m.eval_top1, m.eval_top5);
+    history << absl::StrFormat("%d %.17g %.17g %.17g %.17g %.17g\n", m.epoch(), m.train_loss(),
+                               m.train_top1(), m.eval_loss(), m.eval_top1(), m.eval_top5());
   }
   return group->Barrier("end");
 }
@@ -432,7 +432,7 @@ TEST(DataParallelTest, ResumeWithTheSameWorldSizeIsBitIdentical) {
     train::TrainingProgress progress;
     PACT_ASSERT_OK(train::LoadCheckpoint(dir + "/out.0/checkpoints/last.pt", *c->model,
                                          *c->optimizer->torch_optimizer, &progress));
-    EXPECT_EQ(progress.epoch, 2);
+    EXPECT_EQ(progress.epoch(), 2);
     *out = Parameters(*c);
   }
   ASSERT_EQ(a.size(), b.size());
