@@ -10,8 +10,9 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "pact/core/recipe.h"
+#include "pact/core/status_macros.h"
 #include "pact/core/test_util.h"
+#include "pact/recipe/recipe.h"
 #include "pact/train/checkpoint.h"
 #include "pact/train/components.h"
 #include "pact/train/trainer.h"
@@ -64,13 +65,20 @@ std::vector<std::string> Lines(const std::string& path) {
   return lines;
 }
 
+// Validates (as the CLI does) and creates.
+absl::StatusOr<std::unique_ptr<train::Trainer>> CreateTrainer(
+    const Recipe& recipe, const train::TrainerOptions& options) {
+  PACT_ASSIGN_OR_RETURN(ValidatedRecipe validated, ValidateRecipe(recipe));
+  return train::Trainer::Create(validated, options);
+}
+
 absl::StatusOr<train::RunOutcome> Train(const Recipe& recipe, const std::string& dir,
                                         const std::string& resume = "", int64_t max_steps = 0) {
   train::TrainerOptions options;
   options.output_dir = dir;
   options.resume = resume;
   options.max_steps = max_steps;
-  auto trainer = train::Trainer::Create(recipe, options);
+  auto trainer = CreateTrainer(recipe, options);
   if (!trainer.ok()) return trainer.status();
   return (*trainer)->Run();
 }
@@ -80,7 +88,7 @@ TEST(TrainTest, TrainsAndWritesMetricsAndCheckpoints) {
   const std::string dir = TempDir("e2e");
   train::TrainerOptions options;
   options.output_dir = dir;
-  PACT_ASSERT_OK_AND_ASSIGN(auto trainer, train::Trainer::Create(recipe, options));
+  PACT_ASSERT_OK_AND_ASSIGN(auto trainer, CreateTrainer(recipe, options));
   PACT_ASSERT_OK_AND_ASSIGN(train::RunOutcome outcome, trainer->Run());
   EXPECT_EQ(outcome, train::RunOutcome::kFinished);
   const auto& history = trainer->history();
@@ -107,8 +115,8 @@ TEST(TrainTest, TrainsAndWritesMetricsAndCheckpoints) {
                            "/checkpoints/last_state_dict.pt", "/recipe.pbtxt"}) {
     EXPECT_TRUE(fs::exists(dir + file)) << file;
   }
-  PACT_ASSERT_OK_AND_ASSIGN(Recipe resolved, LoadRecipe(dir + "/recipe.pbtxt", ""));
-  EXPECT_EQ(resolved.name(), "tiny");
+  PACT_ASSERT_OK_AND_ASSIGN(ValidatedRecipe resolved, LoadRecipe(dir + "/recipe.pbtxt", ""));
+  EXPECT_EQ(resolved->name(), "tiny");
 }
 
 // Parameters and buffers of the model in a checkpoint.
@@ -168,7 +176,7 @@ TEST(TrainTest, WarmupTrainsUnquantizedThenSwitchesOn) {
   recipe.mutable_quantization()->set_quant_warmup_epochs(2);
   train::TrainerOptions options;
   options.output_dir = TempDir("warmup");
-  PACT_ASSERT_OK_AND_ASSIGN(auto trainer, train::Trainer::Create(recipe, options));
+  PACT_ASSERT_OK_AND_ASSIGN(auto trainer, CreateTrainer(recipe, options));
   PACT_ASSERT_OK(trainer->Run());
   const auto& history = trainer->history();
   ASSERT_EQ(history.size(), 3u);
@@ -205,7 +213,9 @@ TEST(TrainTest, AlphaPenaltyAddsExactlyLambdaTimesAlphaToTheGradient) {
     EXPECT_NEAR(with[i] - without[i], lambda * c.alphas[i].item<double>(), 1e-7) << i;
   }
   EXPECT_FALSE(train::AlphaPenalty(c.alphas, 0.0).defined());
-  EXPECT_DOUBLE_EQ(EffectiveLambdaAlpha(recipe), 1e-4);  // unset = the weight decay
+  // lambda_alpha unset: the trainer uses the built optimizer's weight decay.
+  EXPECT_FALSE(recipe.quantization().has_lambda_alpha());
+  EXPECT_DOUBLE_EQ(c.optimizer->weight_decay, 1e-4);
 }
 
 TEST(TrainTest, AlphasGetNoOptimizerWeightDecay) {
@@ -238,7 +248,7 @@ TEST(TrainTest, DatasetThatDoesNotFitTheModelIsRejected) {
   recipe.mutable_train_data()->mutable_synthetic()->set_channels(3);
   train::TrainerOptions options;
   options.output_dir = TempDir("mismatch");
-  const auto trainer = train::Trainer::Create(recipe, options);
+  const auto trainer = CreateTrainer(recipe, options);
   EXPECT_THAT(std::string(trainer.status().message()),
               HasSubstr("train_data: the dataset gives images of shape [3, 28, 28] but the model "
                         "takes [1, 28, 28]"));

@@ -47,7 +47,8 @@ TEST(ResolveRecipeTest, FlagsAreFoldedIntoTheShippedRecipe) {
   cl.quant_warmup_epochs = 1;
   cl.seed = 9;
   cl.device = "CPU";
-  PACT_ASSERT_OK_AND_ASSIGN(Recipe recipe, ResolveRecipe(cl, RecipesDir()));
+  PACT_ASSERT_OK_AND_ASSIGN(ValidatedRecipe validated, ResolveRecipe(cl, RecipesDir()));
+  const Recipe& recipe = *validated;
   EXPECT_EQ(recipe.name(), "cifar10_resnet20");
   EXPECT_EQ(recipe.train_data().data_root(), "/data/c10");
   EXPECT_EQ(recipe.eval_data().data_root(), "/data/c10");
@@ -68,7 +69,8 @@ TEST(ResolveRecipeTest, OverridesComeLastAndReplaceRepeatedFields) {
   cl.dataset = "cifar10";
   cl.epochs = 5;
   cl.recipe_overrides = "train { epochs: 7 } lr_schedule { multi_step { milestones: [3] } }";
-  PACT_ASSERT_OK_AND_ASSIGN(Recipe recipe, ResolveRecipe(cl, RecipesDir()));
+  PACT_ASSERT_OK_AND_ASSIGN(ValidatedRecipe validated, ResolveRecipe(cl, RecipesDir()));
+  const Recipe& recipe = *validated;
   EXPECT_EQ(recipe.train().epochs(), 7);
   EXPECT_THAT(recipe.lr_schedule().multi_step().milestones(), ElementsAre(3));
 }
@@ -77,7 +79,8 @@ TEST(ResolveRecipeTest, ModelFlagSwitchesTheModel) {
   CommandLine cl;
   cl.recipe = RecipesDir() + "/cifar10_resnet20.pbtxt";
   cl.model = "resnet20";
-  PACT_ASSERT_OK_AND_ASSIGN(Recipe recipe, ResolveRecipe(cl, RecipesDir()));
+  PACT_ASSERT_OK_AND_ASSIGN(ValidatedRecipe validated, ResolveRecipe(cl, RecipesDir()));
+  const Recipe& recipe = *validated;
   EXPECT_EQ(recipe.model().resnet20().depth(), 20);  // kept: same model
 }
 
@@ -100,6 +103,18 @@ TEST(ResolveRecipeTest, BadInputsAreOneActionableMessage) {
               HasSubstr("--dataset fashion_mnist conflicts with"));
   cl.recipe = "/no/such/recipe.pbtxt";
   EXPECT_EQ(ResolveRecipe(cl, RecipesDir()).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(ResolveRecipeTest, EveryComponentViolationIsListedWithItsPathAndTheRecipe) {
+  CommandLine cl;
+  cl.recipe = RecipesDir() + "/cifar10_resnet20.pbtxt";
+  cl.recipe_overrides = "optimizer { sgd { lr: 0 momentum: 1.5 } }";
+  const absl::Status status = ResolveRecipe(cl, RecipesDir()).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), cl.recipe +
+                                  ": invalid recipe (2 problems):\n"
+                                  "  optimizer.sgd.lr: must be > 0, got 0\n"
+                                  "  optimizer.sgd.momentum: must be in [0, 1), got 1.5");
 }
 
 }  // namespace

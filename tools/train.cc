@@ -162,12 +162,13 @@ int main(int argc, char** argv) {
   if (IsSet("seed")) cl.seed = FLAGS_seed;
   if (IsSet("threads")) cl.threads = FLAGS_threads;
 
-  absl::StatusOr<pact::Recipe> recipe = pact::tools::ResolveRecipe(cl, recipes_dir);
-  if (!recipe.ok()) return Fail(recipe.status());
+  absl::StatusOr<pact::ValidatedRecipe> resolved = pact::tools::ResolveRecipe(cl, recipes_dir);
+  if (!resolved.ok()) return Fail(resolved.status());
+  pact::ValidatedRecipe recipe = *std::move(resolved);
 
   if (FLAGS_dry_run) {
     std::cout << "# resolved recipe\n" << pact::ToTextProto(*recipe);
-    absl::StatusOr<std::string> summary = pact::train::DryRun(*recipe);
+    absl::StatusOr<std::string> summary = pact::train::DryRun(recipe);
     if (!summary.ok()) return Fail(summary.status());
     std::cout << "\n# model\n" << *summary << std::flush;
     return 0;
@@ -196,7 +197,12 @@ int main(int argc, char** argv) {
   if (env->distributed()) {
     if (env->rank != 0) FLAGS_minloglevel = google::GLOG_WARNING;  // rank 0 reports for all
     if (recipe->train().threads() == 0) {
-      recipe->mutable_train()->set_threads(pact::dist::ThreadsPerProcess(0, *env));
+      pact::Recipe with_threads = *recipe;
+      with_threads.mutable_train()->set_threads(pact::dist::ThreadsPerProcess(0, *env));
+      absl::StatusOr<pact::ValidatedRecipe> revalidated =
+          pact::ValidateRecipe(std::move(with_threads));
+      if (!revalidated.ok()) return Fail(revalidated.status());
+      recipe = *std::move(revalidated);
     }
     const bool cuda = recipe->train().device() == pact::DEVICE_CUDA;
     if (cuda) pact::dist::SelectLocalCudaDevice(*env);  // before anything touches CUDA
@@ -241,7 +247,7 @@ int main(int argc, char** argv) {
   }
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
-  auto trainer = pact::train::Trainer::Create(*recipe, options);
+  auto trainer = pact::train::Trainer::Create(recipe, options);
   if (!trainer.ok()) return Fail(trainer.status());
   absl::StatusOr<pact::train::RunOutcome> outcome = (*trainer)->Run();
   if (!outcome.ok()) return Fail(outcome.status());

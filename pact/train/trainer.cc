@@ -15,7 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "datasets/loader.h"
 #include "glog/logging.h"
-#include "pact/core/recipe.h"
+#include "pact/core/registry.h"
 #include "pact/core/status_macros.h"
 #include "pact/core/text_proto.h"
 #include "pact/core/torch_status.h"
@@ -142,7 +142,8 @@ absl::Status TrainerImpl::Init() {
   eval_options.shard_index = rank;
   eval_options.pad_shards = false;
   PACT_ASSIGN_OR_RETURN(eval_loader_, datasets::DataLoader::Create(eval_set_, eval_options));
-  lambda_alpha_ = EffectiveLambdaAlpha(recipe_);
+  lambda_alpha_ = recipe_.quantization().has_lambda_alpha() ? recipe_.quantization().lambda_alpha()
+                                                            : c_.optimizer->weight_decay;
   progress_.recipe_text = ToTextProto(recipe_);
   if (!options_.resume.empty()) PACT_RETURN_IF_ERROR(Resume());
   if (!writer_) return absl::OkStatus();
@@ -426,21 +427,17 @@ void Trainer::RequestStop() { g_stop_requested.store(true); }
 bool Trainer::StopRequested() { return g_stop_requested.load(); }
 void Trainer::ClearStopRequest() { g_stop_requested.store(false); }
 
-absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const Recipe& recipe,
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const ValidatedRecipe& recipe,
                                                          const TrainerOptions& options) {
-  PACT_RETURN_IF_ERROR(ValidateRecipe(recipe));
-  auto trainer = std::make_unique<TrainerImpl>(recipe, options);
+  auto trainer = std::make_unique<TrainerImpl>(recipe.proto(), options);
   PACT_RETURN_IF_ERROR(trainer->Init());
   return std::unique_ptr<Trainer>(std::move(trainer));
 }
 
-absl::StatusOr<std::string> DryRun(const Recipe& recipe) {
-  PACT_RETURN_IF_ERROR(ValidateRecipe(recipe));
-  PACT_ASSIGN_OR_RETURN(Components c, BuildComponents(recipe));
-  for (const auto* data : {&recipe.train_data(), &recipe.eval_data()}) {
-    const auto* field = data->GetReflection()->GetOneofFieldDescriptor(
-        *data, datasets::DatasetSpec::descriptor()->FindOneofByName("impl"));
-    PACT_RETURN_IF_ERROR(datasets::GetDatasetRegistry().CheckName(field->name()));
+absl::StatusOr<std::string> DryRun(const ValidatedRecipe& recipe) {
+  PACT_ASSIGN_OR_RETURN(Components c, BuildComponents(*recipe));
+  for (const auto* data : {&recipe->train_data(), &recipe->eval_data()}) {
+    PACT_RETURN_IF_ERROR(datasets::GetDatasetRegistry().CheckName(SelectedName(*data)));
   }
   std::vector<int64_t> shape = {1};
   for (int64_t d : c.model->input_shape()) shape.push_back(d);

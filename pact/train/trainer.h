@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "pact/proto/recipe.pb.h"
+#include "pact/recipe/recipe.h"
 #include "pact/train/metrics.h"
 
 namespace pact::dist {
@@ -43,8 +44,8 @@ enum class RunOutcome { kFinished, kStopped };
 
 class Trainer {
  public:
-  // Builds every component and loads the data. `recipe` must be validated.
-  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const Recipe& recipe,
+  // Builds every component and loads the data.
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const ValidatedRecipe& recipe,
                                                          const TrainerOptions& options);
   virtual ~Trainer() = default;
 
@@ -64,10 +65,9 @@ class Trainer {
 // unmapping them every step. Call once at the start of main(), before any allocation of note.
 void TuneProcessForTraining();
 
-// Parses, validates and builds every component without loading data (datasets are only
-// checked to be linked), runs one forward pass on zeros of the model's input shape and returns
-// the per-layer summary.
-absl::StatusOr<std::string> DryRun(const Recipe& recipe);
+// Builds every component without loading data (datasets are only checked to be linked), runs
+// one forward pass on zeros of the model's input shape and returns the per-layer summary.
+absl::StatusOr<std::string> DryRun(const ValidatedRecipe& recipe);
 
 }  // namespace pact::train
 
