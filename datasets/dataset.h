@@ -46,8 +46,9 @@ using DatasetRegistry =
     ComponentRegistry<DatasetSpec, std::shared_ptr<const Dataset>, DatasetContext>;
 DatasetRegistry& GetDatasetRegistry();
 
-#define PACT_REGISTER_DATASET(name, OptionsType, factory) \
-  PACT_REGISTER_COMPONENT(::pact::datasets::GetDatasetRegistry(), name, OptionsType, factory)
+// PACT_REGISTER_DATASET(name, OptionsType, factory[, validator]); see registry.h.
+#define PACT_REGISTER_DATASET(name, OptionsType, ...) \
+  PACT_REGISTER_COMPONENT(::pact::datasets::GetDatasetRegistry(), name, OptionsType, __VA_ARGS__)
 
 }  // namespace pact::datasets
 

@@ -30,6 +30,33 @@ TEST(DatasetRegistryTest, NothingSelectedIsInvalidArgument) {
   EXPECT_THAT(status.message(), HasSubstr("dataset: no implementation selected"));
 }
 
+TEST(DatasetRegistryTest, ValidatorsNameTheFieldPathWithoutTouchingFiles) {
+  Violations v;
+  for (const char* text : {
+           "synthetic { channels: 0 num_classes: 1 }",
+           "synthetic { num_examples: 1048576 height: 1024 }",
+           "imagenet { image_size: 0 resize_size: 5000 min_crop_scale: 0.9 max_crop_scale: 0.5 }",
+           "svhn { resize: 2000 }",
+           "svhn { resize: 0 }",
+           "imagenet {}",
+           "synthetic {}",
+       }) {
+    GetDatasetRegistry().Validate(ParseTextProtoOrDie<DatasetSpec>(text), "train_data", v);
+  }
+  EXPECT_THAT(
+      v.list(),
+      ElementsAre(
+          "train_data.synthetic.channels: must be in [1, 64], got 0",
+          "train_data.synthetic.num_classes: must be in [2, 256], got 1",
+          "train_data.synthetic: num_examples x channels x height x width = 103079215104 bytes, "
+          "more than the 2^30 allowed; make it smaller",
+          "train_data.imagenet.image_size: must be in 1..4096, got 0",
+          "train_data.imagenet.resize_size: must be in image_size (0)..4096, got 5000",
+          "train_data.imagenet.min_crop_scale: need 0 < min_crop_scale <= max_crop_scale <= 1, "
+          "got 0.9, 0.5",
+          "train_data.svhn.resize: must be 0 (keep 32x32) or in 1..1024, got 2000"));
+}
+
 TEST(MakeDatasetContextTest, CopiesCommonFields) {
   const auto spec = ParseTextProtoOrDie<DatasetSpec>(R"pb(
     data_root: "/data/x"

@@ -75,23 +75,25 @@ std::string ManualLayout(const std::string& root) {
                       "or set data_root to such a folder");
 }
 
+// The registered validator; LoadImagenet, callable without the registry, runs it too.
+void ValidateImagenet(const ImagenetOptions& options, Violations& v) {
+  v.Check(options.image_size() >= 1 && options.image_size() <= kMaxImageSize, "image_size",
+          absl::StrCat("must be in 1..", kMaxImageSize), options.image_size());
+  v.Check(options.resize_size() >= options.image_size() && options.resize_size() <= kMaxImageSize,
+          "resize_size",
+          absl::StrCat("must be in image_size (", options.image_size(), ")..", kMaxImageSize),
+          options.resize_size());
+  v.Check(options.min_crop_scale() > 0 && options.min_crop_scale() <= options.max_crop_scale() &&
+              options.max_crop_scale() <= 1,
+          "min_crop_scale", "need 0 < min_crop_scale <= max_crop_scale <= 1",
+          absl::StrCat(options.min_crop_scale(), ", ", options.max_crop_scale()));
+}
+
 absl::Status ValidateOptions(const ImagenetOptions& options) {
-  if (options.image_size() < 1 || options.image_size() > kMaxImageSize) {
-    return absl::InvalidArgumentError(absl::StrCat("imagenet.image_size: must be in 1..",
-                                                   kMaxImageSize, ", got ", options.image_size()));
-  }
-  if (options.resize_size() < options.image_size() || options.resize_size() > kMaxImageSize) {
-    return absl::InvalidArgumentError(absl::StrCat("imagenet.resize_size: must be in image_size (",
-                                                   options.image_size(), ")..", kMaxImageSize,
-                                                   ", got ", options.resize_size()));
-  }
-  if (!(options.min_crop_scale() > 0 && options.min_crop_scale() <= options.max_crop_scale() &&
-        options.max_crop_scale() <= 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("imagenet.min_crop_scale, max_crop_scale: need 0 < min <= max <= 1, got ",
-                     options.min_crop_scale(), ", ", options.max_crop_scale()));
-  }
-  return absl::OkStatus();
+  Violations v("imagenet");
+  ValidateImagenet(options, v);
+  if (v.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrJoin(v.list(), "; "));
 }
 
 // Hub archive entry -> "<split>/<wnid>/<original name>", or "" to skip it.
@@ -126,7 +128,6 @@ absl::StatusOr<std::shared_ptr<const Dataset>> BuildImagenet(const ImagenetOptio
     return absl::InvalidArgumentError(absl::StrCat(
         "split: must be SPLIT_TRAIN or SPLIT_TEST (val), got ", Split_Name(context.split)));
   }
-  PACT_RETURN_IF_ERROR(ValidateOptions(options));
   if (options.download()) {
     const std::string root = context.data_root.empty() ? kImagenetDefaultRoot : context.data_root;
     PACT_RETURN_IF_ERROR(DownloadImagenetFromHub(root, context.split, options));
@@ -421,6 +422,6 @@ absl::Status DownloadImagenetFromHub(const std::string& root, Split split,
   return absl::OkStatus();
 }
 
-PACT_REGISTER_DATASET(imagenet, ImagenetOptions, BuildImagenet);
+PACT_REGISTER_DATASET(imagenet, ImagenetOptions, BuildImagenet, ValidateImagenet);
 
 }  // namespace pact::datasets

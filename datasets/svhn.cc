@@ -176,6 +176,12 @@ absl::Status CheckSplit(Split split) {
       absl::StrCat("split: must be SPLIT_TRAIN or SPLIT_TEST, got ", Split_Name(split)));
 }
 
+void ValidateSvhn(const SvhnOptions& options, Violations& v) {
+  v.Check(options.resize() >= 0 && options.resize() <= kMaxResize, "resize",
+          absl::StrCat("must be 0 (keep 32x32) or in 1..", kMaxResize), options.resize());
+}
+
+// Also guards LoadSvhn, which is callable without the registry (and its validator).
 absl::StatusOr<int> OutputSize(const SvhnOptions& options) {
   if (options.resize() == 0) return kSvhnSide;
   if (options.resize() < 1 || options.resize() > kMaxResize) {
@@ -445,6 +451,6 @@ absl::Status DownloadMissingSvhnFiles(const std::string& root,
   return absl::OkStatus();
 }
 
-PACT_REGISTER_DATASET(svhn, SvhnOptions, BuildSvhn);
+PACT_REGISTER_DATASET(svhn, SvhnOptions, BuildSvhn, ValidateSvhn);
 
 }  // namespace pact::datasets

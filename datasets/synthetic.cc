@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "datasets/dataset.h"
 #include "datasets/image_dataset.h"
 #include "datasets/sampling.h"
@@ -22,10 +23,26 @@
 namespace pact::datasets {
 namespace {
 
-absl::Status CheckRange(absl::string_view field, int64_t value, int64_t lo, int64_t hi) {
-  if (value >= lo && value <= hi) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat("synthetic.", field, ": must be in [", lo, ", ", hi, "], got ", value));
+void CheckRange(absl::string_view field, int64_t value, int64_t lo, int64_t hi, Violations& v) {
+  v.Check(value >= lo && value <= hi, field, absl::StrCat("must be in [", lo, ", ", hi, "]"),
+          value);
+}
+
+// The registered validator; MakeSyntheticDataset, callable without the registry, runs it too.
+void ValidateSynthetic(const SyntheticOptions& options, Violations& v) {
+  const size_t before = v.size();
+  CheckRange("num_examples", options.num_examples(), 1, int64_t{1} << 30, v);
+  CheckRange("channels", options.channels(), 1, 64, v);
+  CheckRange("height", options.height(), 1, 1024, v);
+  CheckRange("width", options.width(), 1, 1024, v);
+  CheckRange("num_classes", options.num_classes(), 2, 256, v);
+  if (v.size() != before) return;  // the product below needs the ranges
+  const int64_t total_bytes =
+      int64_t{options.channels()} * options.height() * options.width() * options.num_examples();
+  if (total_bytes > (int64_t{1} << 30)) {
+    v.Add("", absl::StrCat("num_examples x channels x height x width = ", total_bytes,
+                           " bytes, more than the 2^30 allowed; make it smaller"));
+  }
 }
 
 absl::StatusOr<std::shared_ptr<const Dataset>> BuildSynthetic(const SyntheticOptions& options,
@@ -40,22 +57,16 @@ absl::StatusOr<std::shared_ptr<const Dataset>> BuildSynthetic(const SyntheticOpt
 
 absl::StatusOr<std::shared_ptr<const InMemoryImageDataset>> MakeSyntheticDataset(
     const SyntheticOptions& options, const DatasetContext& context) {
-  PACT_RETURN_IF_ERROR(CheckRange("num_examples", options.num_examples(), 1, int64_t{1} << 30));
-  PACT_RETURN_IF_ERROR(CheckRange("channels", options.channels(), 1, 64));
-  PACT_RETURN_IF_ERROR(CheckRange("height", options.height(), 1, 1024));
-  PACT_RETURN_IF_ERROR(CheckRange("width", options.width(), 1, 1024));
-  PACT_RETURN_IF_ERROR(CheckRange("num_classes", options.num_classes(), 2, 256));
+  Violations violations("synthetic");
+  ValidateSynthetic(options, violations);
+  if (!violations.empty())
+    return absl::InvalidArgumentError(absl::StrJoin(violations.list(), "; "));
   if (context.split != SPLIT_TRAIN && context.split != SPLIT_TEST) {
     return absl::InvalidArgumentError(
         absl::StrCat("split: must be SPLIT_TRAIN or SPLIT_TEST, got ", Split_Name(context.split)));
   }
   const int64_t image_bytes = int64_t{options.channels()} * options.height() * options.width();
   const int64_t total_bytes = image_bytes * options.num_examples();
-  if (total_bytes > (int64_t{1} << 30)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("synthetic: num_examples x channels x height x width = ", total_bytes,
-                     " bytes, more than the 2^30 allowed; make it smaller"));
-  }
 
   // Raw generator output only (see SampleCropFlip): identical on every platform.
   std::mt19937_64 prototype_rng(MixSeed(options.seed(), 0x70726f746fULL));
@@ -94,6 +105,6 @@ absl::StatusOr<std::shared_ptr<const InMemoryImageDataset>> MakeSyntheticDataset
                                                       std::move(labels));
 }
 
-PACT_REGISTER_DATASET(synthetic, SyntheticOptions, BuildSynthetic);
+PACT_REGISTER_DATASET(synthetic, SyntheticOptions, BuildSynthetic, ValidateSynthetic);
 
 }  // namespace pact::datasets

@@ -20,7 +20,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "models/alexnet_bn_options.pb.h"
 #include "models/model.h"
 #include "models/weight_init.h"
@@ -121,12 +120,12 @@ class AlexNetBn : public Model {
   std::shared_ptr<ActivationModule> act0_, act1_, act2_, act3_, act4_, actfc0_, actfc1_;
 };
 
+void ValidateAlexNetBn(const AlexNetBnOptions& options, Violations& v) {
+  v.Check(options.num_classes() > 0, "num_classes", "must be > 0", options.num_classes());
+}
+
 absl::StatusOr<std::shared_ptr<Model>> BuildAlexNetBn(const AlexNetBnOptions& options,
                                                       const BuildContext& context) {
-  if (options.num_classes() <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("alexnet_bn.num_classes: must be > 0, got ", options.num_classes()));
-  }
   if (context.layers == nullptr) return absl::InvalidArgumentError("no layer builder given");
   return TorchCall("building alexnet_bn", [&]() -> std::shared_ptr<Model> {
     return std::make_shared<AlexNetBn>(options.num_classes(), *context.layers);
@@ -135,6 +134,6 @@ absl::StatusOr<std::shared_ptr<Model>> BuildAlexNetBn(const AlexNetBnOptions& op
 
 }  // namespace
 
-PACT_REGISTER_MODEL(alexnet_bn, AlexNetBnOptions, BuildAlexNetBn)
+PACT_REGISTER_MODEL(alexnet_bn, AlexNetBnOptions, BuildAlexNetBn, ValidateAlexNetBn)
 
 }  // namespace pact::models

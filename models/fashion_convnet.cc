@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "models/fashion_convnet_options.pb.h"
 #include "models/model.h"
 #include "pact/core/torch_status.h"
@@ -85,18 +84,16 @@ class FashionConvNet : public Model {
   std::shared_ptr<ActivationModule> act1_, act2_, act3_;
 };
 
-absl::StatusOr<std::shared_ptr<Model>> BuildFashionConvNet(const FashionConvNetOptions& options,
-                                                           const BuildContext& context) {
+void ValidateFashionConvNet(const FashionConvNetOptions& options, Violations& v) {
   const std::pair<const char*, int> positive[] = {{"channels1", options.channels1()},
                                                   {"channels2", options.channels2()},
                                                   {"hidden", options.hidden()},
                                                   {"num_classes", options.num_classes()}};
-  for (const auto& [field, value] : positive) {
-    if (value <= 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("fashion_convnet.", field, ": must be > 0, got ", value));
-    }
-  }
+  for (const auto& [field, value] : positive) v.Check(value > 0, field, "must be > 0", value);
+}
+
+absl::StatusOr<std::shared_ptr<Model>> BuildFashionConvNet(const FashionConvNetOptions& options,
+                                                           const BuildContext& context) {
   if (context.layers == nullptr) return absl::InvalidArgumentError("no layer builder given");
   FashionConvNetConfig config;
   config.channels1 = options.channels1();
@@ -110,6 +107,7 @@ absl::StatusOr<std::shared_ptr<Model>> BuildFashionConvNet(const FashionConvNetO
 
 }  // namespace
 
-PACT_REGISTER_MODEL(fashion_convnet, FashionConvNetOptions, BuildFashionConvNet)
+PACT_REGISTER_MODEL(fashion_convnet, FashionConvNetOptions, BuildFashionConvNet,
+                    ValidateFashionConvNet)
 
 }  // namespace pact::models

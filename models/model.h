@@ -35,8 +35,9 @@ struct BuildContext {
 using ModelRegistry = ComponentRegistry<ModelSpec, std::shared_ptr<Model>, BuildContext>;
 ModelRegistry& GetModelRegistry();
 
-#define PACT_REGISTER_MODEL(name, OptionsType, factory) \
-  PACT_REGISTER_COMPONENT(::pact::models::GetModelRegistry(), name, OptionsType, factory)
+// PACT_REGISTER_MODEL(name, OptionsType, factory[, validator]); see registry.h.
+#define PACT_REGISTER_MODEL(name, OptionsType, ...) \
+  PACT_REGISTER_COMPONENT(::pact::models::GetModelRegistry(), name, OptionsType, __VA_ARGS__)
 
 // One row per quantizable layer (conv, linear, activation) in module-tree order, after at
 // least one forward (output shapes are recorded then).

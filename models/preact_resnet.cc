@@ -155,12 +155,14 @@ class PreactResNet : public Model {
   quant::QuantLinear fc_{nullptr};
 };
 
+// Both variants' options have only num_classes.
+template <typename Options>
+void ValidatePreact(const Options& options, Violations& v) {
+  v.Check(options.num_classes() > 0, "num_classes", "must be > 0", options.num_classes());
+}
+
 absl::StatusOr<std::shared_ptr<Model>> Build(absl::string_view name, PreactResNetConfig config,
                                              const BuildContext& context) {
-  if (config.num_classes <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, ".num_classes: must be > 0, got ", config.num_classes));
-  }
   if (context.layers == nullptr) return absl::InvalidArgumentError("no layer builder given");
   return TorchCall(absl::StrCat("building ", name), [&]() -> std::shared_ptr<Model> {
     return std::make_shared<PreactResNet>(config, *context.layers);
@@ -181,7 +183,9 @@ absl::StatusOr<std::shared_ptr<Model>> BuildResNet50Preact(const ResNet50PreactO
 
 }  // namespace
 
-PACT_REGISTER_MODEL(resnet18_preact, ResNet18PreactOptions, BuildResNet18Preact)
-PACT_REGISTER_MODEL(resnet50_preact, ResNet50PreactOptions, BuildResNet50Preact)
+PACT_REGISTER_MODEL(resnet18_preact, ResNet18PreactOptions, BuildResNet18Preact,
+                    ValidatePreact<ResNet18PreactOptions>)
+PACT_REGISTER_MODEL(resnet50_preact, ResNet50PreactOptions, BuildResNet50Preact,
+                    ValidatePreact<ResNet50PreactOptions>)
 
 }  // namespace pact::models

@@ -186,29 +186,21 @@ class CifarResNet : public Model {
   quant::QuantLinear fc_{nullptr};
 };
 
+void ValidateCifarResNet(const CifarResNetOptions& options, Violations& v) {
+  v.Check(options.depth() >= 8 && (options.depth() - 2) % 6 == 0, "depth",
+          "must be 6n+2 with n >= 1 (20, 32, 44, 56, 110)", options.depth());
+  v.Check(options.num_classes() > 0, "num_classes", "must be > 0", options.num_classes());
+  v.Check(options.base_width() > 0, "base_width", "must be > 0", options.base_width());
+  v.Check(options.shortcut() != CifarResNetOptions::SHORTCUT_UNSPECIFIED, "shortcut",
+          "must be SHORTCUT_ZERO_PAD or SHORTCUT_PROJECTION",
+          CifarResNetOptions::Shortcut_Name(options.shortcut()));
+  v.Check(options.block() != CifarResNetOptions::BLOCK_UNSPECIFIED, "block",
+          "must be BLOCK_ORIGINAL or BLOCK_PREACT",
+          CifarResNetOptions::Block_Name(options.block()));
+}
+
 absl::StatusOr<std::shared_ptr<Model>> BuildCifarResNet(const CifarResNetOptions& options,
                                                         const BuildContext& context) {
-  if (options.depth() < 8 || (options.depth() - 2) % 6 != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "resnet20.depth: must be 6n+2 with n >= 1 (20, 32, 44, 56, 110), got ", options.depth()));
-  }
-  if (options.num_classes() <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("resnet20.num_classes: must be > 0, got ", options.num_classes()));
-  }
-  if (options.base_width() <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("resnet20.base_width: must be > 0, got ", options.base_width()));
-  }
-  if (options.shortcut() == CifarResNetOptions::SHORTCUT_UNSPECIFIED) {
-    return absl::InvalidArgumentError(
-        "resnet20.shortcut: must be SHORTCUT_ZERO_PAD or SHORTCUT_PROJECTION, got "
-        "SHORTCUT_UNSPECIFIED");
-  }
-  if (options.block() == CifarResNetOptions::BLOCK_UNSPECIFIED) {
-    return absl::InvalidArgumentError(
-        "resnet20.block: must be BLOCK_ORIGINAL or BLOCK_PREACT, got BLOCK_UNSPECIFIED");
-  }
   if (context.layers == nullptr) return absl::InvalidArgumentError("no layer builder given");
   CifarResNetConfig config;
   config.blocks_per_stage = (options.depth() - 2) / 6;
@@ -226,6 +218,6 @@ absl::StatusOr<std::shared_ptr<Model>> BuildCifarResNet(const CifarResNetOptions
 
 }  // namespace
 
-PACT_REGISTER_MODEL(resnet20, CifarResNetOptions, BuildCifarResNet)
+PACT_REGISTER_MODEL(resnet20, CifarResNetOptions, BuildCifarResNet, ValidateCifarResNet)
 
 }  // namespace pact::models

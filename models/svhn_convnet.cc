@@ -20,7 +20,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "models/model.h"
 #include "models/svhn_convnet_options.pb.h"
 #include "models/weight_init.h"
@@ -109,16 +108,14 @@ class SvhnConvNet : public Model {
   quant::QuantLinear fc_{nullptr};
 };
 
+void ValidateSvhnConvNet(const SvhnConvNetOptions& options, Violations& v) {
+  v.Check(options.num_classes() > 0, "num_classes", "must be > 0", options.num_classes());
+  v.Check(options.dropout() >= 0 && options.dropout() < 1, "dropout", "must be in [0, 1)",
+          options.dropout());
+}
+
 absl::StatusOr<std::shared_ptr<Model>> BuildSvhnConvNet(const SvhnConvNetOptions& options,
                                                         const BuildContext& context) {
-  if (options.num_classes() <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("svhn_convnet.num_classes: must be > 0, got ", options.num_classes()));
-  }
-  if (!(options.dropout() >= 0 && options.dropout() < 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("svhn_convnet.dropout: must be in [0, 1), got ", options.dropout()));
-  }
   if (context.layers == nullptr) return absl::InvalidArgumentError("no layer builder given");
   return TorchCall("building svhn_convnet", [&]() -> std::shared_ptr<Model> {
     return std::make_shared<SvhnConvNet>(options.num_classes(), options.dropout(), *context.layers);
@@ -127,6 +124,6 @@ absl::StatusOr<std::shared_ptr<Model>> BuildSvhnConvNet(const SvhnConvNetOptions
 
 }  // namespace
 
-PACT_REGISTER_MODEL(svhn_convnet, SvhnConvNetOptions, BuildSvhnConvNet)
+PACT_REGISTER_MODEL(svhn_convnet, SvhnConvNetOptions, BuildSvhnConvNet, ValidateSvhnConvNet)
 
 }  // namespace pact::models

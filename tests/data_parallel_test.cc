@@ -28,7 +28,6 @@
 #include "gtest/gtest.h"
 #include "models/fashion_convnet_options.pb.h"
 #include "models/model.h"
-#include "pact/core/recipe.h"
 #include "pact/core/registry.h"
 #include "pact/core/status_macros.h"
 #include "pact/core/test_util.h"
@@ -37,6 +36,7 @@
 #include "pact/dist/env.h"
 #include "pact/dist/process_group.h"
 #include "pact/dist/test_workers.h"
+#include "pact/recipe/recipe.h"
 #include "pact/train/checkpoint.h"
 #include "pact/train/components.h"
 #include "pact/train/trainer.h"
@@ -172,7 +172,8 @@ absl::Status RunSteps() {
     loader->StartEpoch(epoch);
     for (; step < steps && loader->Next(&batch); ++step) {
       PACT_RETURN_IF_ERROR(TorchCall("step", [&] {
-        return train::TrainStep(c, pact::EffectiveLambdaAlpha(recipe), batch.images, batch.labels)
+        return train::TrainStep(c, train::LambdaAlpha(recipe.quantization(), *c.optimizer),
+                                batch.images, batch.labels)
             .status();
       }));
       started_early = std::max(started_early, dp->reducer().started_during_backward());
@@ -199,7 +200,8 @@ absl::Status RunTrainer() {
   options.resume = Env("PACT_TEST_RESUME");
   options.max_steps = EnvInt("PACT_TEST_MAX_STEPS", 0);
   PACT_ASSIGN_OR_RETURN(options.collectives, GroupCollectives(group));
-  PACT_ASSIGN_OR_RETURN(auto trainer, train::Trainer::Create(recipe, options));
+  PACT_ASSIGN_OR_RETURN(ValidatedRecipe validated, ValidateRecipe(recipe));
+  PACT_ASSIGN_OR_RETURN(auto trainer, train::Trainer::Create(validated, options));
   PACT_ASSIGN_OR_RETURN(train::RunOutcome outcome, trainer->Run());
   (void)outcome;
   std::ofstream history(absl::StrCat(dir, "/history.", group->rank()));
@@ -236,8 +238,8 @@ std::vector<torch::Tensor> OneProcessOnConcatenatedBatches(const Recipe& recipe,
     for (auto& shard : shards) shard->StartEpoch(epoch);
     for (; step < steps && shards[0]->Next(&a) && shards[1]->Next(&b); ++step) {
       auto result =
-          train::TrainStep(*c, pact::EffectiveLambdaAlpha(recipe), torch::cat({a.images, b.images}),
-                           torch::cat({a.labels, b.labels}));
+          train::TrainStep(*c, train::LambdaAlpha(recipe.quantization(), *c->optimizer),
+                           torch::cat({a.images, b.images}), torch::cat({a.labels, b.labels}));
       EXPECT_TRUE(result.ok()) << result.status();
     }
   }

@@ -7,7 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "pact/core/recipe.h"
+#include "pact/recipe/recipe.h"
 #include "pact/train/trainer.h"
 
 namespace pact {
@@ -26,13 +26,14 @@ std::vector<std::string> RecipeFiles() {
 class RecipesTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(RecipesTest, ParsesValidatesAndDryRuns) {
-  absl::StatusOr<Recipe> recipe = LoadRecipe(GetParam(), "");
-  ASSERT_TRUE(recipe.ok()) << recipe.status();
-  EXPECT_FALSE(recipe->train_data().has_synthetic()) << "shipped recipes may not use synthetic";
-  EXPECT_FALSE(recipe->eval_data().has_synthetic()) << "shipped recipes may not use synthetic";
-  EXPECT_EQ(recipe->name(), std::filesystem::path(GetParam()).stem().string())
+  absl::StatusOr<ValidatedRecipe> loaded = LoadRecipe(GetParam(), "");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const Recipe& recipe = **loaded;
+  EXPECT_FALSE(recipe.train_data().has_synthetic()) << "shipped recipes may not use synthetic";
+  EXPECT_FALSE(recipe.eval_data().has_synthetic()) << "shipped recipes may not use synthetic";
+  EXPECT_EQ(recipe.name(), std::filesystem::path(GetParam()).stem().string())
       << "a recipe's name is its file name";
-  absl::StatusOr<std::string> summary = train::DryRun(*recipe);
+  absl::StatusOr<std::string> summary = train::DryRun(*loaded);
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_THAT(*summary, ::testing::HasSubstr("weights (excl. alphas)"));
 }

@@ -13,8 +13,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "pact/core/file.h"
-#include "pact/core/recipe.h"
+#include "pact/core/status_macros.h"
 #include "pact/core/test_util.h"
+#include "pact/recipe/recipe.h"
 #include "pact/train/checkpoint.h"
 #include "pact/train/components.h"
 #include "pact/train/trainer.h"
@@ -63,6 +64,13 @@ std::vector<std::string> Lines(const std::string& path) {
   return lines;
 }
 
+// Validates (as the CLI does) and creates.
+absl::StatusOr<std::unique_ptr<train::Trainer>> CreateTrainer(
+    const Recipe& recipe, const train::TrainerOptions& options) {
+  PACT_ASSIGN_OR_RETURN(ValidatedRecipe validated, ValidateRecipe(recipe));
+  return train::Trainer::Create(validated, options);
+}
+
 absl::StatusOr<train::RunOutcome> Train(const Recipe& recipe, const std::string& dir,
                                         const std::string& resume = "", int64_t max_steps = 0,
                                         bool overwrite = false) {
@@ -71,7 +79,7 @@ absl::StatusOr<train::RunOutcome> Train(const Recipe& recipe, const std::string&
   options.resume = resume;
   options.max_steps = max_steps;
   options.overwrite = overwrite;
-  auto trainer = train::Trainer::Create(recipe, options);
+  auto trainer = CreateTrainer(recipe, options);
   if (!trainer.ok()) return trainer.status();
   return (*trainer)->Run();
 }
@@ -81,7 +89,7 @@ TEST(TrainTest, TrainsAndWritesMetricsAndCheckpoints) {
   const std::string dir = TempDir("e2e");
   train::TrainerOptions options;
   options.output_dir = dir;
-  PACT_ASSERT_OK_AND_ASSIGN(auto trainer, train::Trainer::Create(recipe, options));
+  PACT_ASSERT_OK_AND_ASSIGN(auto trainer, CreateTrainer(recipe, options));
   PACT_ASSERT_OK_AND_ASSIGN(train::RunOutcome outcome, trainer->Run());
   EXPECT_EQ(outcome, train::RunOutcome::kFinished);
   const auto& history = trainer->history();
@@ -109,8 +117,8 @@ TEST(TrainTest, TrainsAndWritesMetricsAndCheckpoints) {
                            "/checkpoints/last_state_dict.pt", "/recipe.pbtxt"}) {
     EXPECT_TRUE(fs::exists(dir + file)) << file;
   }
-  PACT_ASSERT_OK_AND_ASSIGN(Recipe resolved, LoadRecipe(dir + "/recipe.pbtxt", ""));
-  EXPECT_EQ(resolved.name(), "tiny");
+  PACT_ASSERT_OK_AND_ASSIGN(ValidatedRecipe resolved, LoadRecipe(dir + "/recipe.pbtxt", ""));
+  EXPECT_EQ(resolved->name(), "tiny");
 }
 
 // Parameters and buffers of the model in a checkpoint.
@@ -273,7 +281,7 @@ TEST(TrainTest, WarmupTrainsUnquantizedThenSwitchesOn) {
   recipe.mutable_quantization()->set_quant_warmup_epochs(2);
   train::TrainerOptions options;
   options.output_dir = TempDir("warmup");
-  PACT_ASSERT_OK_AND_ASSIGN(auto trainer, train::Trainer::Create(recipe, options));
+  PACT_ASSERT_OK_AND_ASSIGN(auto trainer, CreateTrainer(recipe, options));
   PACT_ASSERT_OK(trainer->Run());
   const auto& history = trainer->history();
   ASSERT_EQ(history.size(), 3u);
@@ -347,7 +355,7 @@ TEST(TrainTest, DatasetThatDoesNotFitTheModelIsRejected) {
   recipe.mutable_train_data()->mutable_synthetic()->set_channels(3);
   train::TrainerOptions options;
   options.output_dir = TempDir("mismatch");
-  const auto trainer = train::Trainer::Create(recipe, options);
+  const auto trainer = CreateTrainer(recipe, options);
   EXPECT_THAT(std::string(trainer.status().message()),
               HasSubstr("train_data: the dataset gives images of shape [3, 28, 28] but the model "
                         "takes [1, 28, 28]"));

@@ -9,9 +9,10 @@
 #include "absl/strings/str_join.h"
 #include "datasets/dataset.h"
 #include "models/model.h"
-#include "pact/core/recipe.h"
+#include "pact/core/registry.h"
 #include "pact/core/status_macros.h"
 #include "pact/core/text_proto.h"
+#include "pact/recipe/recipe.h"
 
 namespace pact::tools {
 namespace {
@@ -30,12 +31,6 @@ const std::vector<std::string>& ImagenetModels() {
   static const auto* models =
       new std::vector<std::string>{"alexnet_bn", "resnet18_preact", "resnet50_preact"};
   return *models;
-}
-
-std::string SelectedName(const google::protobuf::Message& spec) {
-  const auto* field = spec.GetReflection()->GetOneofFieldDescriptor(
-      spec, spec.GetDescriptor()->FindOneofByName("impl"));
-  return field == nullptr ? "" : field->name();
 }
 
 // Switches `spec`'s oneof to `name` with default options (keeps the choice if already there).
@@ -75,7 +70,8 @@ absl::StatusOr<std::string> ShippedRecipeFor(const std::string& dataset,
   return it->second;
 }
 
-absl::StatusOr<Recipe> ResolveRecipe(const CommandLine& cl, const std::string& recipes_dir) {
+absl::StatusOr<ValidatedRecipe> ResolveRecipe(const CommandLine& cl,
+                                              const std::string& recipes_dir) {
   std::string path = cl.recipe;
   if (path.empty()) {
     if (!cl.dataset.has_value()) {
@@ -143,8 +139,9 @@ absl::StatusOr<Recipe> ResolveRecipe(const CommandLine& cl, const std::string& r
   if (!cl.recipe_overrides.empty()) {
     PACT_RETURN_IF_ERROR(MergeTextOverrides(cl.recipe_overrides, "--recipe_overrides", &recipe));
   }
-  PACT_RETURN_WITH_CONTEXT_IF_ERROR(ValidateRecipe(recipe), path);
-  return recipe;
+  absl::StatusOr<ValidatedRecipe> validated = ValidateRecipe(std::move(recipe));
+  PACT_RETURN_WITH_CONTEXT_IF_ERROR(validated.status(), path);
+  return validated;
 }
 
 std::string OutputDir(const std::string& flag, const Recipe& recipe) {

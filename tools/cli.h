@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "pact/dist/env.h"
 #include "pact/proto/recipe.pb.h"
+#include "pact/recipe/recipe.h"
 
 namespace pact::tools {
 
@@ -49,8 +50,8 @@ absl::StatusOr<std::string> ShippedRecipeFor(const std::string& dataset,
 
 // Loads the recipe (from `command_line.recipe`, or the shipped one under `recipes_dir`), folds
 // the options in, applies the overrides and validates. Every error is one actionable message.
-absl::StatusOr<Recipe> ResolveRecipe(const CommandLine& command_line,
-                                     const std::string& recipes_dir);
+absl::StatusOr<ValidatedRecipe> ResolveRecipe(const CommandLine& command_line,
+                                              const std::string& recipes_dir);
 
 // Rewrites "--output-dir=x" as "--output_dir=x" (the seed spells flags with dashes); values
 // and non-flag arguments are left alone.

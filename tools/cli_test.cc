@@ -47,7 +47,8 @@ TEST(ResolveRecipeTest, FlagsAreFoldedIntoTheShippedRecipe) {
   cl.quant_warmup_epochs = 1;
   cl.seed = 9;
   cl.device = "CPU";
-  PACT_ASSERT_OK_AND_ASSIGN(Recipe recipe, ResolveRecipe(cl, RecipesDir()));
+  PACT_ASSERT_OK_AND_ASSIGN(ValidatedRecipe validated, ResolveRecipe(cl, RecipesDir()));
+  const Recipe& recipe = *validated;
   EXPECT_EQ(recipe.name(), "cifar10_resnet20");
   EXPECT_EQ(recipe.train_data().data_root(), "/data/c10");
   EXPECT_EQ(recipe.eval_data().data_root(), "/data/c10");
@@ -68,16 +69,16 @@ TEST(ResolveRecipeTest, DataParallelWorkersSplitAllCoresButKeepAnExplicitCount) 
   cl.dataset = "fashion_mnist";
   cl.dist.world_size = 4;
   cl.dist.local_world_size = 2;
-  PACT_ASSERT_OK_AND_ASSIGN(Recipe split, ResolveRecipe(cl, RecipesDir()));
-  EXPECT_EQ(split.train().threads(), dist::ThreadsPerProcess(0, cl.dist));
-  EXPECT_GE(split.train().threads(), 1);
+  PACT_ASSERT_OK_AND_ASSIGN(ValidatedRecipe split, ResolveRecipe(cl, RecipesDir()));
+  EXPECT_EQ(split->train().threads(), dist::ThreadsPerProcess(0, cl.dist));
+  EXPECT_GE(split->train().threads(), 1);
   cl.threads = 3;
-  PACT_ASSERT_OK_AND_ASSIGN(Recipe kept, ResolveRecipe(cl, RecipesDir()));
-  EXPECT_EQ(kept.train().threads(), 3);
+  PACT_ASSERT_OK_AND_ASSIGN(ValidatedRecipe kept, ResolveRecipe(cl, RecipesDir()));
+  EXPECT_EQ(kept->train().threads(), 3);
   cl.threads.reset();
   cl.dist = dist::DistEnv();  // one process: 0 stays "all cores"
-  PACT_ASSERT_OK_AND_ASSIGN(Recipe single, ResolveRecipe(cl, RecipesDir()));
-  EXPECT_EQ(single.train().threads(), 0);
+  PACT_ASSERT_OK_AND_ASSIGN(ValidatedRecipe single, ResolveRecipe(cl, RecipesDir()));
+  EXPECT_EQ(single->train().threads(), 0);
 }
 
 TEST(OutputDirTest, FlagThenRecipeThenRunsName) {
@@ -94,7 +95,8 @@ TEST(ResolveRecipeTest, OverridesComeLastAndReplaceRepeatedFields) {
   cl.dataset = "cifar10";
   cl.epochs = 5;
   cl.recipe_overrides = "train { epochs: 7 } lr_schedule { multi_step { milestones: [3] } }";
-  PACT_ASSERT_OK_AND_ASSIGN(Recipe recipe, ResolveRecipe(cl, RecipesDir()));
+  PACT_ASSERT_OK_AND_ASSIGN(ValidatedRecipe validated, ResolveRecipe(cl, RecipesDir()));
+  const Recipe& recipe = *validated;
   EXPECT_EQ(recipe.train().epochs(), 7);
   EXPECT_THAT(recipe.lr_schedule().multi_step().milestones(), ElementsAre(3));
 }
@@ -103,7 +105,8 @@ TEST(ResolveRecipeTest, ModelFlagSwitchesTheModel) {
   CommandLine cl;
   cl.recipe = RecipesDir() + "/cifar10_resnet20.pbtxt";
   cl.model = "resnet20";
-  PACT_ASSERT_OK_AND_ASSIGN(Recipe recipe, ResolveRecipe(cl, RecipesDir()));
+  PACT_ASSERT_OK_AND_ASSIGN(ValidatedRecipe validated, ResolveRecipe(cl, RecipesDir()));
+  const Recipe& recipe = *validated;
   EXPECT_EQ(recipe.model().resnet20().depth(), 20);  // kept: same model
 }
 
@@ -126,6 +129,18 @@ TEST(ResolveRecipeTest, BadInputsAreOneActionableMessage) {
               HasSubstr("--dataset fashion_mnist conflicts with"));
   cl.recipe = "/no/such/recipe.pbtxt";
   EXPECT_EQ(ResolveRecipe(cl, RecipesDir()).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(ResolveRecipeTest, EveryComponentViolationIsListedWithItsPathAndTheRecipe) {
+  CommandLine cl;
+  cl.recipe = RecipesDir() + "/cifar10_resnet20.pbtxt";
+  cl.recipe_overrides = "optimizer { sgd { lr: 0 momentum: 1.5 } }";
+  const absl::Status status = ResolveRecipe(cl, RecipesDir()).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), cl.recipe +
+                                  ": invalid recipe (2 problems):\n"
+                                  "  optimizer.sgd.lr: must be > 0, got 0\n"
+                                  "  optimizer.sgd.momentum: must be in [0, 1), got 1.5");
 }
 
 }  // namespace

@@ -168,8 +168,8 @@ pact::tools::CommandLine CommandLineFromFlags(const pact::dist::DistEnv& env) {
   return cl;
 }
 
-int DryRun(const pact::Recipe& recipe) {
-  std::cout << "# resolved recipe\n" << pact::ToTextProto(recipe);
+int DryRun(const pact::ValidatedRecipe& recipe) {
+  std::cout << "# resolved recipe\n" << pact::ToTextProto(*recipe);
   absl::StatusOr<std::string> summary = pact::train::DryRun(recipe);
   if (!summary.ok()) return Fail(summary.status());
   std::cout << "\n# model\n" << *summary << std::flush;
@@ -230,9 +230,10 @@ void ConfigureRunLog(const std::string& output_dir) {
   google::SetLogSymlink(google::GLOG_INFO, "");
 }
 
-int Train(const pact::Recipe& recipe, std::shared_ptr<pact::dist::Collectives> collectives) {
+int Train(const pact::ValidatedRecipe& recipe,
+          std::shared_ptr<pact::dist::Collectives> collectives) {
   pact::train::TrainerOptions options;
-  options.output_dir = pact::tools::OutputDir(FLAGS_output_dir, recipe);
+  options.output_dir = pact::tools::OutputDir(FLAGS_output_dir, *recipe);
   options.resume = FLAGS_resume;
   options.overwrite = FLAGS_overwrite;
   options.collectives = collectives;
@@ -269,7 +270,7 @@ int main(int argc, char** argv) {
   if (!recipes_dir.ok()) return Fail(recipes_dir.status());
   absl::StatusOr<pact::dist::DistEnv> env = pact::dist::ReadDistEnv();
   if (!env.ok()) return Fail(env.status());
-  absl::StatusOr<pact::Recipe> recipe =
+  absl::StatusOr<pact::ValidatedRecipe> recipe =
       pact::tools::ResolveRecipe(CommandLineFromFlags(*env), *recipes_dir);
   if (!recipe.ok()) return Fail(recipe.status());
   if (FLAGS_dry_run) return DryRun(*recipe);
@@ -277,7 +278,7 @@ int main(int argc, char** argv) {
   if (FLAGS_nnodes != 1 || FLAGS_node_rank != 0) {
     return Fail(absl::InvalidArgumentError("--nnodes and --node_rank need --nproc_per_node"));
   }
-  absl::StatusOr<std::shared_ptr<pact::dist::Collectives>> collectives = JoinJob(*env, *recipe);
+  absl::StatusOr<std::shared_ptr<pact::dist::Collectives>> collectives = JoinJob(*env, **recipe);
   if (!collectives.ok()) return Fail(collectives.status());
   return Train(*recipe, *std::move(collectives));
 }

@@ -51,10 +51,11 @@
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "models/model.h"
-#include "pact/core/recipe.h"
+#include "pact/core/registry.h"
 #include "pact/core/status_macros.h"
 #include "pact/core/torch_status.h"
 #include "pact/quant/bn_act_ops.h"
+#include "pact/recipe/recipe.h"
 #include "pact/train/components.h"
 #include "pact/train/trainer.h"
 
@@ -247,26 +248,33 @@ void AppendJson(const std::string& line) {
 }
 
 // ---------------------------------------------------------------- recipes
+// The quantizer `spec` selects, with its bits when its options have an int32 `bits` ("pact4"),
+// or `unset`.
+std::string QuantizerDescription(const google::protobuf::Message& spec, const std::string& unset) {
+  const std::string name = pact::SelectedName(spec);
+  if (name.empty()) return unset;
+  const google::protobuf::Message& options =
+      spec.GetReflection()->GetMessage(spec, spec.GetDescriptor()->FindFieldByName(name));
+  const google::protobuf::FieldDescriptor* bits = options.GetDescriptor()->FindFieldByName("bits");
+  if (bits == nullptr || bits->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_INT32) {
+    return name;
+  }
+  return absl::StrCat(name, options.GetReflection()->GetInt32(options, bits));
+}
+
 std::string QuantDescription(const pact::Recipe& recipe) {
   const auto& q = recipe.quantization();
   if (!q.has_activation() && !q.has_weight()) return "fp32";
-  std::string a = "relu", w = "fp";
-  if (q.has_activation() && q.activation().has_pact()) {
-    a = absl::StrCat("pact", q.activation().pact().bits());
-  } else if (q.has_activation()) {
-    a = "act";
-  }
-  if (q.has_weight() && q.weight().has_dorefa()) {
-    w = absl::StrCat("dorefa", q.weight().dorefa().bits());
-  }
-  return absl::StrCat(w, "/", a);
+  return absl::StrCat(QuantizerDescription(q.weight(), "fp"), "/",
+                      QuantizerDescription(q.activation(), "relu"));
 }
 
 absl::StatusOr<pact::Recipe> RecipeFor(const std::string& model, const std::string& variant) {
   std::string overrides;
   if (!model.empty()) overrides = absl::StrCat("model { ", model, " {} }\n");
   overrides += FLAGS_recipe_overrides;
-  PACT_ASSIGN_OR_RETURN(pact::Recipe recipe, pact::LoadRecipe(FLAGS_recipe, overrides));
+  PACT_ASSIGN_OR_RETURN(pact::ValidatedRecipe loaded, pact::LoadRecipe(FLAGS_recipe, overrides));
+  pact::Recipe recipe = *loaded;
   if (variant == "fp32") recipe.clear_quantization();
   if (FLAGS_batch_size > 0) recipe.mutable_train()->set_batch_size(FLAGS_batch_size);
   if (FLAGS_threads > 0) recipe.mutable_train()->set_threads(FLAGS_threads);
@@ -274,14 +282,19 @@ absl::StatusOr<pact::Recipe> RecipeFor(const std::string& model, const std::stri
     recipe.mutable_train_data()->set_data_root(FLAGS_data_root);
     recipe.mutable_eval_data()->set_data_root(FLAGS_data_root);
   }
-  PACT_RETURN_IF_ERROR(pact::ValidateRecipe(recipe));
-  return recipe;
+  PACT_ASSIGN_OR_RETURN(pact::ValidatedRecipe validated, pact::ValidateRecipe(std::move(recipe)));
+  return *validated;
 }
 
 std::string ModelName(const pact::Recipe& recipe) {
-  const auto* field = recipe.model().GetReflection()->GetOneofFieldDescriptor(
-      recipe.model(), pact::models::ModelSpec::descriptor()->FindOneofByName("impl"));
-  return field == nullptr ? "?" : field->name();
+  const std::string name = pact::SelectedName(recipe.model());
+  return name.empty() ? "?" : name;
+}
+
+// lambda_alpha with its documented default: the built optimizer's weight decay.
+double LambdaAlpha(const pact::Recipe& recipe, const pact::train::Components& c) {
+  const auto& q = recipe.quantization();
+  return q.has_lambda_alpha() ? q.lambda_alpha() : c.optimizer->weight_decay;
 }
 
 // ---------------------------------------------------------------- synthetic data
@@ -312,7 +325,7 @@ struct StepTiming {
 
 absl::StatusOr<StepTiming> TimeSteps(const pact::Recipe& recipe, const std::string& variant) {
   PACT_ASSIGN_OR_RETURN(pact::train::Components c, pact::train::BuildComponents(recipe));
-  const double lambda = pact::EffectiveLambdaAlpha(recipe);
+  const double lambda = LambdaAlpha(recipe, c);
   const int64_t batch = recipe.train().batch_size();
   const int64_t eval_batch =
       FLAGS_eval_batch_size > 0 ? FLAGS_eval_batch_size : recipe.train().eval_batch_size();
@@ -480,7 +493,7 @@ struct EpochTiming {
 absl::StatusOr<EpochTiming> SyntheticEpoch(const pact::Recipe& recipe, int64_t train_size,
                                            int64_t eval_size) {
   PACT_ASSIGN_OR_RETURN(pact::train::Components c, pact::train::BuildComponents(recipe));
-  const double lambda = pact::EffectiveLambdaAlpha(recipe);
+  const double lambda = LambdaAlpha(recipe, c);
   const int64_t batch = recipe.train().batch_size();
   const int64_t eval_batch = recipe.train().eval_batch_size();
   SyntheticData data = MakeData(*c.model, batch, std::max(1, FLAGS_data_batches), FLAGS_data_seed);
@@ -535,6 +548,7 @@ absl::StatusOr<RealEpochTiming> RealEpoch(pact::Recipe recipe) {
   recipe.mutable_train()->set_epochs(1);
   recipe.mutable_train()->set_eval_every_epochs(1);
   if (recipe.has_quantization()) recipe.mutable_quantization()->set_quant_warmup_epochs(0);
+  PACT_ASSIGN_OR_RETURN(pact::ValidatedRecipe validated, pact::ValidateRecipe(std::move(recipe)));
   std::string dir = (std::filesystem::temp_directory_path() / "train_benchmark_XXXXXX").string();
   if (mkdtemp(dir.data()) == nullptr)
     return absl::InternalError("cannot create a temporary folder");
@@ -543,7 +557,7 @@ absl::StatusOr<RealEpochTiming> RealEpoch(pact::Recipe recipe) {
   MaybeWaitQuiet();
   Window w;
   absl::StatusOr<std::unique_ptr<pact::train::Trainer>> trainer =
-      pact::train::Trainer::Create(recipe, options);
+      pact::train::Trainer::Create(validated, options);
   absl::Status status = trainer.status();
   if (status.ok()) status = (*trainer)->Run().status();
   w.Stop();

@@ -8,6 +8,10 @@
 // adding one needs new files, one line in the spec proto and one BUILD line, never a change to
 // the trainer. Component libraries must be alwayslink (pact_component in build_defs.bzl does it).
 //
+// A registration may carry a validator `void(const Options&, Violations&)` that checks the
+// options alone (ranges, consistency). Create runs it before the factory, and recipe validation
+// runs it through Validate, so factories do not repeat those checks.
+//
 // Each kind owns exactly one registry instance, returned by an accessor defined out of line in
 // one .cc (e.g. models::GetModelRegistry()), built on first use and never destroyed.
 #ifndef PACT_CORE_REGISTRY_H_
@@ -30,14 +34,27 @@
 #include "glog/raw_logging.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
+#include "pact/core/violations.h"
 
 namespace pact {
+
+// The field name selected in `spec`'s `oneof impl` ("sgd"), or "" if none (or no such oneof).
+inline std::string SelectedName(const google::protobuf::Message& spec) {
+  const google::protobuf::OneofDescriptor* oneof = spec.GetDescriptor()->FindOneofByName("impl");
+  if (oneof == nullptr) return "";
+  const google::protobuf::FieldDescriptor* field =
+      spec.GetReflection()->GetOneofFieldDescriptor(spec, oneof);
+  return field == nullptr ? "" : field->name();
+}
 
 template <typename Spec, typename Product, typename Context>
 class ComponentRegistry {
  public:
   using Factory = std::function<absl::StatusOr<Product>(const google::protobuf::Message& options,
                                                         const Context& context)>;
+  // Checks `options` (of the registered type) alone; may be empty.
+  using Validator =
+      std::function<void(const google::protobuf::Message& options, Violations& violations)>;
 
   // `kind` names the component kind in messages ("model"); `aggregator` is the Bazel target
   // that links every implementation ("//models:all_models").
@@ -50,7 +67,8 @@ class ComponentRegistry {
   // Fails if `name` is taken, is not a field of Spec's `impl` oneof, or that field's message
   // type is not `options_type`.
   absl::Status Register(absl::string_view name, const google::protobuf::Descriptor* options_type,
-                        Factory factory, absl::string_view registered_at) {
+                        Factory factory, absl::string_view registered_at,
+                        Validator validator = nullptr) {
     const google::protobuf::FieldDescriptor* field = FindChoice(name);
     if (field == nullptr) {
       return absl::InvalidArgumentError(
@@ -66,7 +84,8 @@ class ComponentRegistry {
     }
     absl::MutexLock lock(&mu_);
     auto [it, inserted] = entries_.try_emplace(
-        std::string(name), Entry{std::move(factory), std::string(registered_at)});
+        std::string(name),
+        Entry{std::move(factory), std::move(validator), std::string(registered_at)});
     if (!inserted) {
       return absl::AlreadyExistsError(absl::StrCat(kind_, " '", name, "' registered twice: at ",
                                                    it->second.registered_at, " and at ",
@@ -82,37 +101,57 @@ class ComponentRegistry {
   }
 
   // Builds what `spec` selects. InvalidArgument when nothing is selected, NotFound when the
-  // selected implementation is not linked, otherwise the factory's result with the message
-  // prefixed "<kind> '<name>': ".
+  // selected implementation is not linked, otherwise as CreateByName.
   absl::StatusOr<Product> Create(const Spec& spec, const Context& context) const {
     const google::protobuf::Reflection* reflection = spec.GetReflection();
     const google::protobuf::FieldDescriptor* field =
         reflection->GetOneofFieldDescriptor(spec, ImplOneof());
-    if (field == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(kind_, ": no implementation selected; set exactly one of {",
-                       absl::StrJoin(ChoiceNames(), ", "), "}"));
-    }
+    if (field == nullptr) return absl::InvalidArgumentError(absl::StrCat(kind_, ": ", NoChoice()));
     return CreateByName(field->name(), reflection->GetMessage(spec, field), context);
   }
 
-  // Builds the implementation `name` from its options message.
+  // Builds the implementation `name` from its options message: InvalidArgument listing the
+  // validator's violations ("<kind> '<name>': <name>.<field>: ..."), else the factory's result
+  // with the message prefixed "<kind> '<name>': ".
   absl::StatusOr<Product> CreateByName(absl::string_view name,
                                        const google::protobuf::Message& options,
                                        const Context& context) const {
-    Factory factory;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = entries_.find(std::string(name));
-      if (it != entries_.end()) factory = it->second.factory;
+    Entry entry;
+    if (!Find(name, &entry)) return UnknownName(name);
+    if (entry.validator) {
+      Violations violations(name);
+      entry.validator(options, violations);
+      if (!violations.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(kind_, " '", name, "': ", absl::StrJoin(violations.list(), "; ")));
+      }
     }
-    if (!factory) return UnknownName(name);
-    absl::StatusOr<Product> product = factory(options, context);
+    absl::StatusOr<Product> product = entry.factory(options, context);
     if (!product.ok()) {
       return absl::Status(product.status().code(),
                           absl::StrCat(kind_, " '", name, "': ", product.status().message()));
     }
     return product;
+  }
+
+  // Adds the problems of `spec` under field path `path` ("optimizer"): none selected, the
+  // selection not linked, or its validator's violations under "<path>.<name>".
+  void Validate(const Spec& spec, absl::string_view path, Violations& violations) const {
+    const google::protobuf::Reflection* reflection = spec.GetReflection();
+    const google::protobuf::FieldDescriptor* field =
+        reflection->GetOneofFieldDescriptor(spec, ImplOneof());
+    if (field == nullptr) {
+      violations.Add(path, NoChoice());
+      return;
+    }
+    Entry entry;
+    if (!Find(field->name(), &entry)) {
+      violations.Add(path, UnknownName(field->name()).message());
+      return;
+    }
+    if (!entry.validator) return;
+    Violations scoped = violations.Scoped(path).Scoped(field->name());
+    entry.validator(reflection->GetMessage(spec, field), scoped);
   }
 
   // OK when `name` is linked; otherwise the NotFound error Create would give.
@@ -145,19 +184,25 @@ class ComponentRegistry {
     return names;
   }
 
-  // The options message type of choice `name`, or nullptr.
-  static const google::protobuf::Descriptor* OptionsType(absl::string_view name) {
-    const google::protobuf::FieldDescriptor* field = FindChoice(name);
-    return field == nullptr ? nullptr : field->message_type();
-  }
-
-  absl::string_view kind() const { return kind_; }
-
  private:
   struct Entry {
     Factory factory;
+    Validator validator;
     std::string registered_at;
   };
+
+  bool Find(absl::string_view name, Entry* entry) const {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(std::string(name));
+    if (it == entries_.end()) return false;
+    *entry = it->second;
+    return true;
+  }
+
+  static std::string NoChoice() {
+    return absl::StrCat("no implementation selected; set exactly one of {",
+                        absl::StrJoin(ChoiceNames(), ", "), "}");
+  }
 
   static const google::protobuf::OneofDescriptor* ImplOneof() {
     const google::protobuf::OneofDescriptor* oneof = Spec::descriptor()->FindOneofByName("impl");
@@ -193,11 +238,26 @@ class ComponentRegistry {
 
 namespace internal {
 
-// Adapts a typed factory `StatusOr<Product>(const Options&, const Context&)` and registers it;
-// aborts at static-initialization time (RAW_LOG: glog is not initialized yet) on failure.
-template <typename Options, typename Registry, typename TypedFactory>
-bool RegisterComponent(Registry& registry, const char* name, TypedFactory factory,
-                       const char* registered_at) {
+// Adapts a typed validator `void(const Options&, Violations&)`; options of another type are
+// left to the factory, which reports them.
+template <typename Options, typename TypedValidator>
+std::function<void(const google::protobuf::Message&, Violations&)> AdaptValidator(
+    TypedValidator validator) {
+  return [validator](const google::protobuf::Message& options, Violations& violations) {
+    if (options.GetDescriptor() != Options::descriptor()) return;
+    validator(static_cast<const Options&>(options), violations);
+  };
+}
+
+// Adapts a typed factory `StatusOr<Product>(const Options&, const Context&)` (and optionally a
+// typed validator) and registers it; aborts at static-initialization time (RAW_LOG: glog is
+// not initialized yet) on failure.
+template <typename Options, typename Registry, typename TypedFactory, typename... TypedValidator>
+bool RegisterComponent(Registry& registry, const char* name, const char* registered_at,
+                       TypedFactory factory, TypedValidator... validator) {
+  static_assert(sizeof...(validator) <= 1, "at most one validator");
+  typename Registry::Validator adapted;
+  if constexpr (sizeof...(validator) == 1) adapted = AdaptValidator<Options>(validator...);
   const absl::Status status = registry.Register(
       name, Options::descriptor(),
       [factory](const google::protobuf::Message& options, const auto& context) {
@@ -208,20 +268,22 @@ bool RegisterComponent(Registry& registry, const char* name, TypedFactory factor
         }
         return factory(static_cast<const Options&>(options), context);
       },
-      registered_at);
+      registered_at, std::move(adapted));
   if (!status.ok()) RAW_LOG(FATAL, "%s", std::string(status.message()).c_str());
   return true;
 }
 
 }  // namespace internal
 
-// Registers `factory` as implementation `name` (an identifier equal to the spec's oneof field)
-// of the registry `registry_expr`. Use in a .cc file at namespace scope, never in a header.
-#define PACT_REGISTER_COMPONENT(registry_expr, name, OptionsType, factory)                 \
-  namespace {                                                                              \
-  [[maybe_unused]] const bool pact_registered_##name =                                     \
-      ::pact::internal::RegisterComponent<OptionsType>(                                    \
-          registry_expr, #name, factory, __FILE__ ":" PACT_REGISTRY_STRINGIFY_(__LINE__)); \
+// Registers `factory` (and an optional validator `void(const OptionsType&, Violations&)`, as a
+// fifth argument) as implementation `name` (an identifier equal to the spec's oneof field) of
+// the registry `registry_expr`. Use in a .cc file at namespace scope, never in a header.
+//   PACT_REGISTER_COMPONENT(Registry(), sgd, SgdOptions, BuildSgd, ValidateSgd)
+#define PACT_REGISTER_COMPONENT(registry_expr, name, OptionsType, ...)                         \
+  namespace {                                                                                  \
+  [[maybe_unused]] const bool pact_registered_##name =                                         \
+      ::pact::internal::RegisterComponent<OptionsType>(                                        \
+          registry_expr, #name, __FILE__ ":" PACT_REGISTRY_STRINGIFY_(__LINE__), __VA_ARGS__); \
   }
 
 #define PACT_REGISTRY_STRINGIFY_INNER_(x) #x
@@ -231,16 +293,22 @@ bool RegisterComponent(Registry& registry, const char* name, TypedFactory factor
 template <typename Registry>
 class ScopedRegistration {
  public:
-  template <typename Options, typename TypedFactory>
+  template <typename Options, typename TypedFactory, typename... TypedValidator>
   static absl::StatusOr<std::unique_ptr<ScopedRegistration>> Create(Registry& registry,
                                                                     absl::string_view name,
-                                                                    TypedFactory factory) {
+                                                                    TypedFactory factory,
+                                                                    TypedValidator... validator) {
+    static_assert(sizeof...(validator) <= 1, "at most one validator");
+    typename Registry::Validator adapted;
+    if constexpr (sizeof...(validator) == 1) {
+      adapted = internal::AdaptValidator<Options>(validator...);
+    }
     absl::Status status = registry.Register(
         name, Options::descriptor(),
         [factory](const google::protobuf::Message& options, const auto& context) {
           return factory(static_cast<const Options&>(options), context);
         },
-        "ScopedRegistration");
+        "ScopedRegistration", std::move(adapted));
     if (!status.ok()) return status;
     return std::unique_ptr<ScopedRegistration>(new ScopedRegistration(registry, name));
   }

@@ -28,9 +28,18 @@ WidgetRegistry& TestRegistry() {
   return *registry;
 }
 
+int widget_builds = 0;
+
 absl::StatusOr<std::string> BuildWidget(const WidgetOptions& options, const Context& context) {
-  if (options.size() < 0) return absl::InvalidArgumentError("widget.size: must be >= 0");
+  ++widget_builds;
+  if (options.size() < 0) return absl::InvalidArgumentError("size: must be >= 0");
   return std::string(options.size() * context.scale, 'w');
+}
+
+// Negative sizes are left to the factory, to test both paths.
+void ValidateWidget(const WidgetOptions& options, Violations& v) {
+  v.Check(options.size() <= 100, "size", "must be <= 100", options.size());
+  v.Check(options.size() != 13, "size", "must not be 13", options.size());
 }
 
 absl::StatusOr<std::string> BuildGadget(const GadgetOptions& options, const Context&) {
@@ -38,7 +47,7 @@ absl::StatusOr<std::string> BuildGadget(const GadgetOptions& options, const Cont
 }
 
 // One-line static registration, as component .cc files do.
-PACT_REGISTER_COMPONENT(TestRegistry(), widget, WidgetOptions, BuildWidget)
+PACT_REGISTER_COMPONENT(TestRegistry(), widget, WidgetOptions, BuildWidget, ValidateWidget)
 
 TEST(RegistryTest, StaticRegistrationIsVisible) {
   EXPECT_TRUE(TestRegistry().Contains("widget"));
@@ -120,18 +129,64 @@ TEST(RegistryTest, FactoryErrorsArePrefixedWithKindAndName) {
   const auto spec = testing::ParseTextProtoOrDie<WidgetSpec>("widget { size: -1 }");
   const auto result = TestRegistry().Create(spec, Context{});
   EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(result.status().message(), "widget 'widget': widget.size: must be >= 0");
+  EXPECT_EQ(result.status().message(), "widget 'widget': size: must be >= 0");
+}
+
+TEST(RegistryTest, CreateRunsTheValidatorBeforeTheFactory) {
+  const auto spec = testing::ParseTextProtoOrDie<WidgetSpec>("widget { size: 101 }");
+  const int builds = widget_builds;
+  const auto result = TestRegistry().Create(spec, Context{});
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(result.status().message(), "widget 'widget': widget.size: must be <= 100, got 101");
+  EXPECT_EQ(widget_builds, builds) << "the factory must not run on invalid options";
+}
+
+TEST(RegistryTest, ValidatePrefixesThePathAndTheChoice) {
+  const auto spec = testing::ParseTextProtoOrDie<WidgetSpec>("widget { size: 13 }");
+  Violations v;
+  TestRegistry().Validate(spec, "parts.main", v);
+  EXPECT_THAT(v.list(), ElementsAre("parts.main.widget.size: must not be 13, got 13"));
+
+  Violations ok;
+  TestRegistry().Validate(testing::ParseTextProtoOrDie<WidgetSpec>("widget { size: 2 }"), "w", ok);
+  EXPECT_TRUE(ok.empty());
+}
+
+TEST(RegistryTest, ValidateReportsNoSelectionAndUnlinkedChoices) {
+  Violations v;
+  TestRegistry().Validate(WidgetSpec(), "parts.main", v);
+  TestRegistry().Validate(testing::ParseTextProtoOrDie<WidgetSpec>("spare {}"), "parts.spare", v);
+  ASSERT_EQ(v.size(), 2);
+  EXPECT_EQ(v.list()[0],
+            "parts.main: no implementation selected; set exactly one of {widget, gadget, spare}");
+  EXPECT_THAT(v.list()[1], HasSubstr("parts.spare: widget 'spare' is declared in "));
+}
+
+TEST(RegistryTest, ScopedRegistrationTakesAValidator) {
+  PACT_ASSERT_OK_AND_ASSIGN(
+      auto scoped,
+      (ScopedRegistration<WidgetRegistry>::Create<GadgetOptions>(
+          TestRegistry(), "gadget", BuildGadget, [](const GadgetOptions& o, Violations& v) {
+            v.Check(!o.label().empty(), "label", "must be set", "\"\"");
+          })));
+  const auto result =
+      TestRegistry().Create(testing::ParseTextProtoOrDie<WidgetSpec>("gadget {}"), Context{});
+  EXPECT_EQ(result.status().message(), "widget 'gadget': gadget.label: must be set, got \"\"");
+}
+
+TEST(RegistryTest, SelectedNameIsTheOneofField) {
+  EXPECT_EQ(SelectedName(testing::ParseTextProtoOrDie<WidgetSpec>("gadget {}")), "gadget");
+  EXPECT_EQ(SelectedName(WidgetSpec()), "");
+  EXPECT_EQ(SelectedName(WidgetOptions()), "") << "no oneof impl";
 }
 
 TEST(RegistryTest, ChoiceNamesFollowDeclarationOrder) {
   EXPECT_THAT(WidgetRegistry::ChoiceNames(), ElementsAre("widget", "gadget", "spare"));
-  EXPECT_EQ(WidgetRegistry::OptionsType("gadget"), GadgetOptions::descriptor());
-  EXPECT_EQ(WidgetRegistry::OptionsType("not_a_choice"), nullptr);
 }
 
 TEST(RegistryDeathTest, DuplicateStaticRegistrationAbortsAtStartup) {
-  EXPECT_DEATH(internal::RegisterComponent<WidgetOptions>(TestRegistry(), "widget", BuildWidget,
-                                                          "again.cc:1"),
+  EXPECT_DEATH(internal::RegisterComponent<WidgetOptions>(TestRegistry(), "widget", "again.cc:1",
+                                                          BuildWidget),
                "registered twice");
 }
 

@@ -22,12 +22,16 @@ torch::optim::AdamOptions ToTorch(const AdamOptions& o, double weight_decay) {
       .weight_decay(weight_decay);
 }
 
+void ValidateAdam(const AdamOptions& o, Violations& v) {
+  v.Check(o.lr() > 0, "lr", "must be > 0", o.lr());
+  v.Check(o.beta1() >= 0 && o.beta1() < 1, "beta1", "must be in [0, 1)", o.beta1());
+  v.Check(o.beta2() >= 0 && o.beta2() < 1, "beta2", "must be in [0, 1)", o.beta2());
+  v.Check(o.eps() > 0, "eps", "must be > 0", o.eps());
+  v.Check(o.weight_decay() >= 0, "weight_decay", "must be >= 0", o.weight_decay());
+}
+
 absl::StatusOr<std::shared_ptr<Optimizer>> BuildAdam(const AdamOptions& o,
                                                      const OptimizerContext& context) {
-  if (!(o.lr() > 0))
-    return absl::InvalidArgumentError(absl::StrCat("adam.lr: must be > 0, got ", o.lr()));
-  if (!(o.eps() > 0))
-    return absl::InvalidArgumentError(absl::StrCat("adam.eps: must be > 0, got ", o.eps()));
   return TorchCall("building adam", [&] {
     std::vector<torch::optim::OptimizerParamGroup> groups;
     if (!context.decayed.empty()) {
@@ -49,6 +53,6 @@ absl::StatusOr<std::shared_ptr<Optimizer>> BuildAdam(const AdamOptions& o,
 
 }  // namespace
 
-PACT_REGISTER_OPTIMIZER(adam, AdamOptions, BuildAdam)
+PACT_REGISTER_OPTIMIZER(adam, AdamOptions, BuildAdam, ValidateAdam)
 
 }  // namespace pact::optim

@@ -2,11 +2,11 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "pact/optim/multi_step_options.pb.h"
 #include "pact/optim/optimizer.h"
 
@@ -29,25 +29,28 @@ class MultiStep : public LrSchedule {
   double gamma_;
 };
 
+void ValidateMultiStep(const MultiStepOptions& o, Violations& v) {
+  for (int i = 0; i < o.milestones_size(); ++i) {
+    const std::string field = absl::StrCat("milestones[", i, "]");
+    v.Check(o.milestones(i) > 0, field, "must be > 0", o.milestones(i));
+    if (i > 0) {
+      v.Check(
+          o.milestones(i) > o.milestones(i - 1), field,
+          absl::StrCat("must be greater than the previous milestone (", o.milestones(i - 1), ")"),
+          o.milestones(i));
+    }
+  }
+  v.Check(o.gamma() > 0 && o.gamma() <= 1, "gamma", "must be in (0, 1]", o.gamma());
+}
+
 absl::StatusOr<std::shared_ptr<const LrSchedule>> BuildMultiStep(const MultiStepOptions& o,
                                                                  const LrScheduleContext&) {
   std::vector<int> milestones(o.milestones().begin(), o.milestones().end());
-  for (size_t i = 0; i < milestones.size(); ++i) {
-    if (milestones[i] <= 0 || (i > 0 && milestones[i] <= milestones[i - 1])) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("multi_step.milestones: must be positive and strictly increasing, got [",
-                       absl::StrJoin(milestones, ", "), "]"));
-    }
-  }
-  if (!(o.gamma() > 0 && o.gamma() <= 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("multi_step.gamma: must be in (0, 1], got ", o.gamma()));
-  }
   return std::make_shared<MultiStep>(std::move(milestones), o.gamma());
 }
 
 }  // namespace
 
-PACT_REGISTER_LR_SCHEDULE(multi_step, MultiStepOptions, BuildMultiStep)
+PACT_REGISTER_LR_SCHEDULE(multi_step, MultiStepOptions, BuildMultiStep, ValidateMultiStep)
 
 }  // namespace pact::optim

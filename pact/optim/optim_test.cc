@@ -42,7 +42,9 @@ TEST(LrScheduleTest, BadOptionsAreRejected) {
   auto bad = GetLrScheduleRegistry().Create(
       ParseTextProtoOrDie<LrScheduleSpec>("multi_step { milestones: [120, 60] }"), {});
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("[120, 60]"));
+  EXPECT_EQ(bad.status().message(),
+            "lr schedule 'multi_step': multi_step.milestones[1]: must be greater than the previous "
+            "milestone (120), got 60");
   auto bad_step = GetLrScheduleRegistry().Create(
       ParseTextProtoOrDie<LrScheduleSpec>("step { step_epochs: 0 }"), {});
   EXPECT_THAT(std::string(bad_step.status().message()),
@@ -85,6 +87,48 @@ TEST(OptimizerTest, BadOptionsAreRejected) {
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad.status().message()),
               HasSubstr("optimizer 'sgd': sgd.lr: must be > 0"));
+}
+
+TEST(LrScheduleTest, ValidatorsReportEveryProblemUnderTheFieldPath) {
+  Violations v;
+  GetLrScheduleRegistry().Validate(
+      ParseTextProtoOrDie<LrScheduleSpec>("multi_step { milestones: [0, 5, 5] gamma: 1.5 }"),
+      "lr_schedule", v);
+  GetLrScheduleRegistry().Validate(
+      ParseTextProtoOrDie<LrScheduleSpec>("step { step_epochs: 10 gamma: 0 }"), "s", v);
+  GetLrScheduleRegistry().Validate(ParseTextProtoOrDie<LrScheduleSpec>("step { step_epochs: 1 }"),
+                                   "ok", v);
+  EXPECT_THAT(v.list(),
+              ::testing::ElementsAre(
+                  "lr_schedule.multi_step.milestones[0]: must be > 0, got 0",
+                  "lr_schedule.multi_step.milestones[2]: must be greater than the previous "
+                  "milestone (5), got 5",
+                  "lr_schedule.multi_step.gamma: must be in (0, 1], got 1.5",
+                  "s.step.gamma: must be in (0, 1], got 0"));
+}
+
+TEST(OptimizerTest, ValidatorsReportEveryProblemUnderTheFieldPath) {
+  Violations v;
+  GetOptimizerRegistry().Validate(
+      ParseTextProtoOrDie<OptimizerSpec>(
+          "sgd { lr: 0 momentum: 1.5 weight_decay: -1 dampening: 0.5 nesterov: true }"),
+      "optimizer", v);
+  GetOptimizerRegistry().Validate(
+      ParseTextProtoOrDie<OptimizerSpec>(
+          "adam { lr: -1 beta1: 1 beta2: -0.1 eps: 0 weight_decay: -2 }"),
+      "optimizer", v);
+  GetOptimizerRegistry().Validate(ParseTextProtoOrDie<OptimizerSpec>("sgd { lr: 0.1 }"), "ok", v);
+  EXPECT_THAT(v.list(),
+              ::testing::ElementsAre("optimizer.sgd.lr: must be > 0, got 0",
+                                     "optimizer.sgd.momentum: must be in [0, 1), got 1.5",
+                                     "optimizer.sgd.weight_decay: must be >= 0, got -1",
+                                     "optimizer.sgd.nesterov: needs momentum > 0 and dampening 0, "
+                                     "got momentum 1.5, dampening 0.5",
+                                     "optimizer.adam.lr: must be > 0, got -1",
+                                     "optimizer.adam.beta1: must be in [0, 1), got 1",
+                                     "optimizer.adam.beta2: must be in [0, 1), got -0.1",
+                                     "optimizer.adam.eps: must be > 0, got 0",
+                                     "optimizer.adam.weight_decay: must be >= 0, got -2"));
 }
 
 TEST(OptimizerTest, UnknownNameListsKnownOptimizers) {

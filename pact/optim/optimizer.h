@@ -36,8 +36,9 @@ using OptimizerRegistry =
     ComponentRegistry<OptimizerSpec, std::shared_ptr<Optimizer>, OptimizerContext>;
 OptimizerRegistry& GetOptimizerRegistry();
 
-#define PACT_REGISTER_OPTIMIZER(name, OptionsType, factory) \
-  PACT_REGISTER_COMPONENT(::pact::optim::GetOptimizerRegistry(), name, OptionsType, factory)
+// PACT_REGISTER_OPTIMIZER(name, OptionsType, factory[, validator]); see registry.h.
+#define PACT_REGISTER_OPTIMIZER(name, OptionsType, ...) \
+  PACT_REGISTER_COMPONENT(::pact::optim::GetOptimizerRegistry(), name, OptionsType, __VA_ARGS__)
 
 // Per-epoch learning-rate multiplier.
 class LrSchedule {
@@ -53,8 +54,8 @@ using LrScheduleRegistry =
     ComponentRegistry<LrScheduleSpec, std::shared_ptr<const LrSchedule>, LrScheduleContext>;
 LrScheduleRegistry& GetLrScheduleRegistry();
 
-#define PACT_REGISTER_LR_SCHEDULE(name, OptionsType, factory) \
-  PACT_REGISTER_COMPONENT(::pact::optim::GetLrScheduleRegistry(), name, OptionsType, factory)
+#define PACT_REGISTER_LR_SCHEDULE(name, OptionsType, ...) \
+  PACT_REGISTER_COMPONENT(::pact::optim::GetLrScheduleRegistry(), name, OptionsType, __VA_ARGS__)
 
 }  // namespace pact::optim
 

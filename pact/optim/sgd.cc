@@ -21,13 +21,18 @@ torch::optim::SGDOptions ToTorch(const SgdOptions& o, double weight_decay) {
       .weight_decay(weight_decay);
 }
 
+void ValidateSgd(const SgdOptions& o, Violations& v) {
+  v.Check(o.lr() > 0, "lr", "must be > 0", o.lr());
+  v.Check(o.momentum() >= 0 && o.momentum() < 1, "momentum", "must be in [0, 1)", o.momentum());
+  v.Check(o.weight_decay() >= 0, "weight_decay", "must be >= 0", o.weight_decay());
+  v.Check(o.dampening() >= 0 && o.dampening() < 1, "dampening", "must be in [0, 1)", o.dampening());
+  v.Check(!o.nesterov() || (o.momentum() > 0 && o.dampening() == 0), "nesterov",
+          "needs momentum > 0 and dampening 0",
+          absl::StrCat("momentum ", o.momentum(), ", dampening ", o.dampening()));
+}
+
 absl::StatusOr<std::shared_ptr<Optimizer>> BuildSgd(const SgdOptions& o,
                                                     const OptimizerContext& context) {
-  if (!(o.lr() > 0))
-    return absl::InvalidArgumentError(absl::StrCat("sgd.lr: must be > 0, got ", o.lr()));
-  if (o.nesterov() && (o.momentum() <= 0 || o.dampening() != 0)) {
-    return absl::InvalidArgumentError("sgd.nesterov: needs momentum > 0 and dampening 0");
-  }
   return TorchCall("building sgd", [&] {
     std::vector<torch::optim::OptimizerParamGroup> groups;
     if (!context.decayed.empty()) {
@@ -49,6 +54,6 @@ absl::StatusOr<std::shared_ptr<Optimizer>> BuildSgd(const SgdOptions& o,
 
 }  // namespace
 
-PACT_REGISTER_OPTIMIZER(sgd, SgdOptions, BuildSgd)
+PACT_REGISTER_OPTIMIZER(sgd, SgdOptions, BuildSgd, ValidateSgd)
 
 }  // namespace pact::optim

@@ -3,7 +3,6 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "pact/optim/optimizer.h"
 #include "pact/optim/step_options.pb.h"
 
@@ -22,21 +21,18 @@ class Step : public LrSchedule {
   double gamma_;
 };
 
+void ValidateStep(const StepOptions& o, Violations& v) {
+  v.Check(o.step_epochs() > 0, "step_epochs", "must be > 0", o.step_epochs());
+  v.Check(o.gamma() > 0 && o.gamma() <= 1, "gamma", "must be in (0, 1]", o.gamma());
+}
+
 absl::StatusOr<std::shared_ptr<const LrSchedule>> BuildStep(const StepOptions& o,
                                                             const LrScheduleContext&) {
-  if (o.step_epochs() <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("step.step_epochs: must be > 0, got ", o.step_epochs()));
-  }
-  if (!(o.gamma() > 0 && o.gamma() <= 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("step.gamma: must be in (0, 1], got ", o.gamma()));
-  }
   return std::make_shared<Step>(o.step_epochs(), o.gamma());
 }
 
 }  // namespace
 
-PACT_REGISTER_LR_SCHEDULE(step, StepOptions, BuildStep)
+PACT_REGISTER_LR_SCHEDULE(step, StepOptions, BuildStep, ValidateStep)
 
 }  // namespace pact::optim

@@ -3,7 +3,6 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "pact/quant/dorefa_options.pb.h"
 #include "pact/quant/pact_ops.h"
 #include "pact/quant/quantizer.h"
@@ -24,18 +23,19 @@ class DorefaQuantizer : public WeightQuantizer {
   int bits_;
 };
 
+void ValidateDorefa(const DorefaOptions& options, Violations& v) {
+  const int bits = options.bits();
+  v.Check((bits >= 0 && bits <= 16) || bits == 32, "bits",
+          "must be in [0, 16] or 32 (0 and 32 = full precision)", bits);
+}
+
 absl::StatusOr<std::shared_ptr<const WeightQuantizer>> BuildDorefa(const DorefaOptions& options,
                                                                    const QuantizerContext&) {
-  const int bits = options.bits();
-  if (!((bits >= 0 && bits <= 16) || bits == 32)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dorefa.bits: must be in [0, 16] or 32, got ", bits));
-  }
-  return std::make_shared<DorefaQuantizer>(bits);
+  return std::make_shared<DorefaQuantizer>(options.bits());
 }
 
 }  // namespace
 
-PACT_REGISTER_WEIGHT_QUANTIZER(dorefa, DorefaOptions, BuildDorefa)
+PACT_REGISTER_WEIGHT_QUANTIZER(dorefa, DorefaOptions, BuildDorefa, ValidateDorefa)
 
 }  // namespace pact::quant

@@ -160,10 +160,6 @@ void QuantLinearImpl::pretty_print(std::ostream& stream) const {
 PactActivation::PactActivation(int bits, double alpha_init, double alpha_min,
                                std::shared_ptr<const QuantControl> control)
     : bits_(bits), alpha_min_(alpha_min), control_(std::move(control)) {
-  TORCH_CHECK(bits >= 0 && bits <= 16, "PACT bits must be in [0, 16], got ", bits);
-  TORCH_CHECK(alpha_min > 0 && alpha_init >= alpha_min,
-              "PACT needs 0 < alpha_min <= alpha_init, got alpha_min ", alpha_min,
-              " and alpha_init ", alpha_init);
   alpha = register_parameter("alpha", torch::full({1}, alpha_init));
 }
 

@@ -77,7 +77,8 @@ TORCH_MODULE(QuantLinear);
 // PACT activation holding the learnable clipping level "alpha" (one per layer).
 class PactActivation : public ActivationModule {
  public:
-  // bits: 0 = clipping only. alpha_min: positivity guard (> 0).
+  // bits in [0, 16], 0 = clipping only. alpha_min: positivity guard, 0 < alpha_min <=
+  // alpha_init. Unchecked here: the "pact" quantizer's validator checks recipe values.
   PactActivation(int bits, double alpha_init, double alpha_min,
                  std::shared_ptr<const QuantControl> control);
   torch::Tensor forward(const torch::Tensor& x) override;

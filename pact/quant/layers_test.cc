@@ -247,14 +247,21 @@ TEST(QuantizerRegistryTest, RejectsBadOptionsWithClearMessages) {
   };
   const std::vector<Case> cases = {
       {ActivationStatus("pact { bits: 17 }"),
-       "activation quantizer 'pact': pact.bits: must be in [0, 16], got 17"},
-      {ActivationStatus("pact { bits: -1 }"), "pact.bits: must be in [0, 16], got -1"},
+       "activation quantizer 'pact': pact.bits: must be in [0, 16] (0 = clipping without "
+       "quantization), got 17"},
+      {ActivationStatus("pact { bits: -1 }"),
+       "pact.bits: must be in [0, 16] (0 = clipping "
+       "without quantization), got -1"},
       {ActivationStatus("pact { alpha_init: 1 alpha_min: 2 }"),
-       "need 0 < alpha_min <= alpha_init, got alpha_min 2 and alpha_init 1"},
-      {ActivationStatus("pact { alpha_init: 0 }"), "need 0 < alpha_min <= alpha_init"},
-      {ActivationStatus("pact { alpha_min: 0 }"), "need 0 < alpha_min <= alpha_init"},
+       "activation quantizer 'pact': pact.alpha_min: must be <= alpha_init (1), got 2"},
+      {ActivationStatus("pact { alpha_init: 0 }"), "pact.alpha_init: must be > 0, got 0"},
+      {ActivationStatus("pact { alpha_min: 0 }"), "pact.alpha_min: must be > 0, got 0"},
+      {ActivationStatus("pact { bits: 99 alpha_min: 0 }"),
+       "activation quantizer 'pact': pact.bits: must be in [0, 16] (0 = clipping without "
+       "quantization), got 99; pact.alpha_min: must be > 0, got 0"},
       {WeightStatus("dorefa { bits: 20 }"),
-       "weight quantizer 'dorefa': dorefa.bits: must be in [0, 16] or 32, got 20"},
+       "weight quantizer 'dorefa': dorefa.bits: must be in [0, 16] or 32 (0 and 32 = full "
+       "precision), got 20"},
       {ActivationStatus(""), "no implementation selected"},
       {WeightStatus(""), "no implementation selected"},
   };

@@ -27,23 +27,22 @@ class PactQuantizer : public ActivationQuantizer {
   PactOptions options_;
 };
 
+void ValidatePact(const PactOptions& p, Violations& v) {
+  v.Check(p.bits() >= 0 && p.bits() <= 16, "bits",
+          "must be in [0, 16] (0 = clipping without quantization)", p.bits());
+  v.Check(p.alpha_init() > 0, "alpha_init", "must be > 0", p.alpha_init());
+  v.Check(p.alpha_min() > 0, "alpha_min", "must be > 0", p.alpha_min());
+  v.Check(p.alpha_min() <= p.alpha_init(), "alpha_min",
+          absl::StrCat("must be <= alpha_init (", p.alpha_init(), ")"), p.alpha_min());
+}
+
 absl::StatusOr<std::shared_ptr<const ActivationQuantizer>> BuildPact(const PactOptions& options,
                                                                      const QuantizerContext&) {
-  if (options.bits() < 0 || options.bits() > 16) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("pact.bits: must be in [0, 16], got ", options.bits()));
-  }
-  if (!(options.alpha_init() > 0) || !(options.alpha_min() > 0) ||
-      options.alpha_min() > options.alpha_init()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("pact: need 0 < alpha_min <= alpha_init, got alpha_min ", options.alpha_min(),
-                     " and alpha_init ", options.alpha_init()));
-  }
   return std::make_shared<PactQuantizer>(options);
 }
 
 }  // namespace
 
-PACT_REGISTER_ACTIVATION_QUANTIZER(pact, PactOptions, BuildPact)
+PACT_REGISTER_ACTIVATION_QUANTIZER(pact, PactOptions, BuildPact, ValidatePact)
 
 }  // namespace pact::quant

@@ -94,11 +94,13 @@ using WeightQuantizerRegistry =
 ActivationQuantizerRegistry& GetActivationQuantizerRegistry();
 WeightQuantizerRegistry& GetWeightQuantizerRegistry();
 
-#define PACT_REGISTER_ACTIVATION_QUANTIZER(name, OptionsType, factory)                        \
+// PACT_REGISTER_*_QUANTIZER(name, OptionsType, factory[, validator]); see registry.h.
+#define PACT_REGISTER_ACTIVATION_QUANTIZER(name, OptionsType, ...)                            \
   PACT_REGISTER_COMPONENT(::pact::quant::GetActivationQuantizerRegistry(), name, OptionsType, \
-                          factory)
-#define PACT_REGISTER_WEIGHT_QUANTIZER(name, OptionsType, factory) \
-  PACT_REGISTER_COMPONENT(::pact::quant::GetWeightQuantizerRegistry(), name, OptionsType, factory)
+                          __VA_ARGS__)
+#define PACT_REGISTER_WEIGHT_QUANTIZER(name, OptionsType, ...)                            \
+  PACT_REGISTER_COMPONENT(::pact::quant::GetWeightQuantizerRegistry(), name, OptionsType, \
+                          __VA_ARGS__)
 
 }  // namespace pact::quant
 

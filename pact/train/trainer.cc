@@ -15,6 +15,7 @@
 #include "datasets/loader.h"
 #include "glog/logging.h"
 #include "pact/core/file.h"
+#include "pact/core/registry.h"
 #include "pact/core/status_macros.h"
 #include "pact/core/text_proto.h"
 #include "pact/core/torch_status.h"
@@ -402,21 +403,19 @@ void Trainer::RequestStop() { g_stop_requested.store(true); }
 bool Trainer::StopRequested() { return g_stop_requested.load(); }
 void Trainer::ClearStopRequest() { g_stop_requested.store(false); }
 
-absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const Recipe& recipe,
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const ValidatedRecipe& recipe,
                                                          const TrainerOptions& options) {
   TrainerOptions resolved = options;
   if (resolved.collectives == nullptr) resolved.collectives = dist::LocalCollectives();
-  auto trainer = std::make_unique<TrainerImpl>(recipe, std::move(resolved));
+  auto trainer = std::make_unique<TrainerImpl>(recipe.proto(), std::move(resolved));
   PACT_RETURN_IF_ERROR(trainer->Init());
   return std::unique_ptr<Trainer>(std::move(trainer));
 }
 
-absl::StatusOr<std::string> DryRun(const Recipe& recipe) {
-  PACT_ASSIGN_OR_RETURN(Components c, BuildComponents(recipe));
-  for (const auto* data : {&recipe.train_data(), &recipe.eval_data()}) {
-    const auto* field = data->GetReflection()->GetOneofFieldDescriptor(
-        *data, datasets::DatasetSpec::descriptor()->FindOneofByName("impl"));
-    PACT_RETURN_IF_ERROR(datasets::GetDatasetRegistry().CheckName(field->name()));
+absl::StatusOr<std::string> DryRun(const ValidatedRecipe& recipe) {
+  PACT_ASSIGN_OR_RETURN(Components c, BuildComponents(*recipe));
+  for (const auto* data : {&recipe->train_data(), &recipe->eval_data()}) {
+    PACT_RETURN_IF_ERROR(datasets::GetDatasetRegistry().CheckName(SelectedName(*data)));
   }
   std::vector<int64_t> shape = {1};
   for (int64_t d : c.model->input_shape()) shape.push_back(d);

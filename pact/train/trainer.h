@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "pact/dist/collectives.h"
 #include "pact/proto/recipe.pb.h"
+#include "pact/recipe/recipe.h"
 #include "pact/train/run_state.pb.h"
 
 namespace pact::train {
@@ -42,8 +43,8 @@ enum class RunOutcome { kFinished, kStopped };
 
 class Trainer {
  public:
-  // Builds every component and loads the data. `recipe` must be validated.
-  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const Recipe& recipe,
+  // Builds every component and loads the data.
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const ValidatedRecipe& recipe,
                                                          const TrainerOptions& options);
   virtual ~Trainer() = default;
 
@@ -66,8 +67,7 @@ void TuneProcessForTraining();
 
 // Builds every component without loading data (datasets are only checked to be linked), runs
 // one forward pass on zeros of the model's input shape and returns the per-layer summary.
-// `recipe` must be validated.
-absl::StatusOr<std::string> DryRun(const Recipe& recipe);
+absl::StatusOr<std::string> DryRun(const ValidatedRecipe& recipe);
 
 }  // namespace pact::train
 

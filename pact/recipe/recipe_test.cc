@@ -1,4 +1,4 @@
-#include "pact/core/recipe.h"
+#include "pact/recipe/recipe.h"
 
 #include <fstream>
 #include <string>
@@ -70,11 +70,49 @@ TEST(RecipeTest, EveryViolationIsReportedWithPathAndValue) {
           "train.batch_size: must be > 0, got 0"));
 }
 
+TEST(RecipeTest, EverySelectedComponentIsWalkedThroughItsRegistry) {
+  Recipe recipe = testing::ParseTextProtoOrDie<Recipe>(kValid);
+  recipe.mutable_model()->mutable_resnet20()->set_depth(21);
+  recipe.mutable_train_data()->mutable_synthetic()->set_channels(0);
+  recipe.mutable_eval_data()->clear_synthetic();
+  recipe.mutable_optimizer()->mutable_adam()->set_eps(0);
+  recipe.mutable_lr_schedule()->mutable_step()->set_step_epochs(0);
+  recipe.mutable_quantization()->mutable_weight()->mutable_dorefa()->set_bits(17);
+  EXPECT_THAT(
+      RecipeViolations(recipe),
+      UnorderedElementsAre(
+          "model.resnet20.depth: must be 6n+2 with n >= 1 (20, 32, 44, 56, 110), got 21",
+          "train_data.synthetic.channels: must be in [1, 64], got 0",
+          HasSubstr("eval_data: no implementation selected; set exactly one of {"),
+          "optimizer.adam.eps: must be > 0, got 0",
+          "lr_schedule.step.step_epochs: must be > 0, got 0",
+          "quantization.weight.dorefa.bits: must be in [0, 16] or 32 (0 and 32 = full precision), "
+          "got 17"));
+}
+
+TEST(RecipeTest, UnsetOptionalComponentsAreNotViolations) {
+  Recipe recipe = testing::ParseTextProtoOrDie<Recipe>(kValid);
+  recipe.clear_lr_schedule();
+  recipe.clear_quantization();
+  EXPECT_THAT(RecipeViolations(recipe), IsEmpty());
+  recipe.mutable_lr_schedule();  // set, but nothing selected
+  EXPECT_THAT(RecipeViolations(recipe),
+              UnorderedElementsAre(HasSubstr("lr_schedule: no implementation selected")));
+}
+
+TEST(RecipeTest, ValidateRecipeKeepsTheRecipe) {
+  PACT_ASSERT_OK_AND_ASSIGN(ValidatedRecipe validated,
+                            ValidateRecipe(testing::ParseTextProtoOrDie<Recipe>(kValid)));
+  EXPECT_EQ(validated->name(), "ok");
+  EXPECT_EQ((*validated).train().epochs(), 200);
+  EXPECT_EQ(validated.proto().optimizer().sgd().lr(), 0.1);
+}
+
 TEST(RecipeTest, ValidateRecipeListsAllProblemsInOneStatus) {
   Recipe recipe = testing::ParseTextProtoOrDie<Recipe>(kValid);
   recipe.mutable_train()->set_epochs(0);
   recipe.mutable_train_data()->set_workers(-1);
-  const absl::Status status = ValidateRecipe(recipe);
+  const absl::Status status = ValidateRecipe(recipe).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(status.message()), HasSubstr("invalid recipe (2 problems)"));
   EXPECT_THAT(std::string(status.message()), HasSubstr("train.epochs: must be > 0, got 0"));
@@ -84,13 +122,17 @@ TEST(RecipeTest, ValidateRecipeListsAllProblemsInOneStatus) {
 
 TEST(RecipeTest, LoadRecipeAppliesOverridesBeforeValidating) {
   const std::string path = WriteRecipe("valid.pbtxt", kValid);
-  PACT_ASSERT_OK_AND_ASSIGN(Recipe recipe, LoadRecipe(path,
-                                                      "train { epochs: 1 } "
-                                                      "quantization { quant_warmup_epochs: 1 }"));
-  EXPECT_EQ(recipe.train().epochs(), 1);
+  PACT_ASSERT_OK_AND_ASSIGN(ValidatedRecipe recipe,
+                            LoadRecipe(path,
+                                       "train { epochs: 1 } "
+                                       "quantization { quant_warmup_epochs: 1 }"));
+  EXPECT_EQ(recipe->train().epochs(), 1);
   // An override that breaks the recipe is caught by validation.
   const auto bad = LoadRecipe(path, "train { epochs: -3 }");
-  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("train.epochs: must be > 0, got -3"));
+  EXPECT_EQ(bad.status().message(),
+            path +
+                ": invalid recipe (2 problems):\n  quantization.quant_warmup_epochs: must be in "
+                "[0, train.epochs = -3], got 0\n  train.epochs: must be > 0, got -3");
 }
 
 TEST(RecipeTest, LoadRecipeReportsTyposWithLocation) {
@@ -98,13 +140,6 @@ TEST(RecipeTest, LoadRecipeReportsTyposWithLocation) {
   const auto result = LoadRecipe(path, "");
   EXPECT_EQ(result.status().message(),
             path + ":3:3: Message type \"pact.TrainSpec\" has no field named \"epocs\".");
-}
-
-TEST(RecipeTest, LambdaAlphaDefaultsToWeightDecay) {
-  Recipe recipe = testing::ParseTextProtoOrDie<Recipe>(kValid);
-  EXPECT_DOUBLE_EQ(EffectiveLambdaAlpha(recipe), 2e-4);
-  recipe.mutable_quantization()->set_lambda_alpha(0.0);
-  EXPECT_DOUBLE_EQ(EffectiveLambdaAlpha(recipe), 0.0);
 }
 
 }  // namespace
