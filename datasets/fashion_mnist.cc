@@ -80,8 +80,9 @@ absl::StatusOr<std::string> FindFile(const std::string& root, absl::string_view 
                                           root, " (or set data_root to their folder)"));
 }
 
-absl::StatusOr<std::shared_ptr<const Dataset>> BuildFashionMnist(const FashionMnistOptions& options,
-                                                                 const DatasetContext& context) {
+// FashionMnistOptions has no fields; the registry's factory signature takes it.
+absl::StatusOr<std::shared_ptr<const Dataset>> BuildFashionMnist(
+    const FashionMnistOptions& /*options*/, const DatasetContext& context) {
   PACT_ASSIGN_OR_RETURN(std::shared_ptr<const InMemoryImageDataset> dataset,
                         LoadFashionMnist(context));
   LOG(INFO) << dataset->Describe();

@@ -98,6 +98,7 @@ void ResizeInterleaved(const uint8_t* src, int src_height, int src_width, int ch
     row_end = std::max(row_end, y.first[i] + y.count[i]);
   }
   DCHECK_LE(row_end, src_height);
+  for (int i = 0; i < x.dst_size; ++i) DCHECK_LE(x.first[i] + x.count[i], src_width);
   const int64_t out_row = static_cast<int64_t>(x.dst_size) * channels;
   scratch->resize(static_cast<size_t>(std::max(0, row_end - row_begin)) * out_row +
                   static_cast<size_t>(out_row));

@@ -11,9 +11,9 @@
 //
 // Memory: the split is held as 32x32 uint8 CHW (train + extra: 1.86 GB) in the buffers libmatio
 // reads X into, transposed in place: no second copy. The resize to 40x40 that
-// DoReFa's SVHN net takes happens in Get, with precomputed bilinear taps (about 20 us per image
-// on one core here, i.e. 50000 images/s per loader thread), which keeps memory at 32x32
-// instead of 1.56x more at 40x40.
+// DoReFa's SVHN net takes happens in Get, with precomputed bilinear taps (cheap next to a
+// training step: README.md, Benchmarks), which keeps memory at 32x32 instead of 1.56x more at
+// 40x40.
 //
 // Normalization default: mean 0, std 256/255 per channel, so the network sees x/256 exactly
 // as in tensorpack's svhn-digit-dorefa.py (`image / 256.0`).

@@ -26,11 +26,11 @@
 // eval mode (running statistics). Anything else (CUDA, other strides, eval with gradients, ...)
 // runs the composed modules, with the same semantics.
 //
-// Measured on the 2-core development VM, channels-last 128x16x32x32, 2 threads
-// (pact_benchmark BM_BatchNormActivation): forward + backward 1.4-1.7x faster than the composed
-// modules. In the ResNet-20 training step (//tools:train_benchmark --fuse_bn_act=true/false) that
-// is ~5% for FP32 (ATen's ReLU backward is the slow part it replaces), within noise (+-2%) for
-// W4A4 (the PACT op was fused already), and ~7% for the eval forward.
+// Why fuse: in the composed modules the activation is a pass of its own, and ATen's ReLU
+// backward is their slow part. It pays most in FP32 models and in the eval forward; in W4A4
+// models the PACT op was fused already. Speed-ups measured with pact_benchmark
+// (BM_BatchNormActivation) and //tools:train_benchmark --fuse_bn_act=true/false are in README.md
+// (Benchmarks).
 #ifndef PACT_QUANT_BN_ACT_OPS_H_
 #define PACT_QUANT_BN_ACT_OPS_H_
 

@@ -1,22 +1,21 @@
 // Recycled CPU output buffers for the fused ops, keyed by exact byte size.
 //
-// Why: fused PACT forward + backward is memory-bound, and on a tensor about the size of the
-// last-level cache (128x16x32x32 floats: x, y, dL/dy and dL/dx are 8 MB each against a 32 MB L3)
-// its speed depends on whether its outputs land where the cache still holds lines. glibc does not
-// keep them there: autograd's small allocations (nodes, saved data) split the freed 8 MB blocks, so
-// from step to step y and dL/dx moved between 3 and 20 different addresses while ReLU's stayed at
-// 1-3, and forward + backward through autograd ran ~40% slower than the same kernels called
-// directly (pact_benchmark, BM_PactKernelsOnly). A block freed here goes to the next request of the
-// same size, last in first out, as in PyTorch's CUDA caching allocator: a training step asks for
-// the same sizes in the same order every time, so the addresses stay put.
+// Why: fused PACT forward + backward is memory-bound, and when its tensors together are about
+// the size of the last-level cache its speed depends on whether its outputs land where the cache
+// still holds lines. glibc does not keep them there: autograd's small allocations (nodes, saved
+// data) split the freed blocks, so from step to step the outputs move between many addresses, and
+// forward + backward through autograd ran much slower than the same kernels called directly
+// (pact_benchmark BM_PactKernelsOnly; figures in README.md, Benchmarks). A block freed here goes to
+// the next request of the same size, last in first out, as in PyTorch's CUDA caching allocator: a
+// training step asks for the same sizes in the same order every time, so the addresses stay put.
 //
 // Blocks under kMinCachedBytes come from ATen's CPU allocator as usual. The cache keeps at most
 // SetBufferCacheLimit() bytes of free blocks; a block freed beyond that is returned at once.
 // Thread-safe; tensors may be freed on any thread.
 //
 // Users: the fused PACT ops (pact_ops.cc). The fused BatchNorm + activation op keeps ATen's
-// allocator: with the cache a W4A4 ResNet-20 training step measured ~2% slower (three A/B pairs
-// of train_benchmark), probably because blocks held for one size are unavailable to the others.
+// allocator: with the cache a W4A4 ResNet-20 training step measured slower (train_benchmark A/B
+// pairs, README.md), probably because blocks held for one size are unavailable to the others.
 #ifndef PACT_QUANT_BUFFER_CACHE_H_
 #define PACT_QUANT_BUFFER_CACHE_H_
 

@@ -36,8 +36,8 @@ bool QuantizationOn(const std::shared_ptr<const QuantControl>& control) {
 // y = x w^T through oneDNN's inner product (forward, backward data, backward weights); the bias
 // is added outside (LibTorch 1.13's C++ autograd Functions take no undefined tensor inputs).
 // torch::linear on CPU runs on the BLAS LibTorch was built with; Debian's is the generic
-// reference BLAS (~3 GFLOP/s here), so an FC layer such as Fashion ConvNet's fc1 (1568 x 128)
-// took ~55 ms per training step through it and ~2 ms through oneDNN (//tools:train_benchmark).
+// reference BLAS, so an FC layer such as Fashion ConvNet's fc1 (1568 x 128) costs
+// far more of a training step through it than through oneDNN (figures in README.md, Benchmarks).
 // Same math; only the summation order differs (float rounding).
 class MkldnnLinearFunction : public torch::autograd::Function<MkldnnLinearFunction> {
  public:

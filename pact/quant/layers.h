@@ -140,7 +140,6 @@ class LayerBuilder {
 
   // Shared by every layer built here: turning it off makes them run unquantized.
   const std::shared_ptr<QuantControl>& control() const { return control_; }
-  bool quantize_first_last() const { return quantize_first_last_; }
 
  private:
   bool Quantized(LayerPosition position) const {

@@ -13,7 +13,7 @@
 // Allocator: every iteration allocates its outputs afresh. With glibc's defaults, blocks of
 // 32 MB and more are mmap'ed and unmapped on free, and a freed heap top above the (adaptive,
 // here 16 MB) trim threshold is returned to the OS, so the next iteration page-faults all of it
-// back in; on this VM that costs ~2.5 us per 4 KiB page, several ms per iteration, and which
+// back in (several ms per iteration on the development VM: README.md, Benchmarks), and which
 // implementation crosses the threshold is luck (fused PACT fwd+bwd holds 16.5 MB at its peak on
 // 128x16x32x32, ReLU exactly 16 MB). To measure the ops rather than the page faults the
 // benchmark keeps freed memory (mallopt below) for every implementation alike; set

@@ -343,7 +343,7 @@ double PactBackwardMaskLoop(const T* __restrict g, const PactMaskWord* __restric
 #if defined(__AVX2__)
 // The float backward from the mask, hand-vectorized: a group's byte becomes a lane mask by
 // sign-extending its kByteMasks entry, one load and one shuffle (broadcasting the byte and testing
-// bit j in lane j took four instructions and ~15% longer on cache-resident tensors). The two
+// bit j in lane j takes four instructions, and measured slower: README.md, Benchmarks). The two
 // double accumulators are lanes 0-3 and 4-7 of PactBackwardMaskLoop, added in the same order, so
 // the sum is bit-identical. grad_x must be 32-byte aligned.
 template <bool kStream>

@@ -101,8 +101,8 @@ double SumInOrder(const std::vector<double>& values) {
   return sum;
 }
 
-// The size of cpu0's level-3 cache from sysfs (glibc's sysconf reports the whole package on
-// some VMs: 320 MiB for a 32 MiB L3 here), else 32 MiB.
+// The size of cpu0's level-3 cache from sysfs (on some VMs glibc's sysconf reports a size for
+// the whole package, many times the real L3: README.md, Benchmarks), else 32 MiB.
 int64_t LastLevelCacheBytes() {
   static const int64_t bytes = [] {
     std::ifstream in("/sys/devices/system/cpu/cpu0/cache/index3/size");

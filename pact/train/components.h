@@ -63,9 +63,9 @@ int ResolveThreads(int requested);
 
 // An image batch as the model should receive it: on `device`, and on CPU 4-D batches in
 // channels-last (NHWC) memory, oneDNN's native convolution layout. With the default NCHW every
-// convolution reorders its input and output to a blocked layout and back; channels-last makes
-// the ResNet-20 training step ~25% faster (//tools:train_benchmark). Values and shapes are
-// unchanged (only the strides differ).
+// convolution reorders its input and output to a blocked layout and back; channels-last avoids
+// those reorders (the ResNet-20 step time it saves is in README.md, Benchmarks). Values and
+// shapes are unchanged (only the strides differ).
 torch::Tensor ModelInput(const torch::Tensor& images, torch::Device device);
 
 // What one training step reports.

@@ -401,7 +401,6 @@ void TuneProcessForTraining() {
 
 void Trainer::RequestStop() { g_stop_requested.store(true); }
 bool Trainer::StopRequested() { return g_stop_requested.load(); }
-void Trainer::ClearStopRequest() { g_stop_requested.store(false); }
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const ValidatedRecipe& recipe,
                                                          const TrainerOptions& options) {

@@ -56,8 +56,6 @@ class Trainer {
   // Async-signal-safe: asks a running trainer to stop after its current step.
   static void RequestStop();
   static bool StopRequested();
-  // Clears a previous request (tests).
-  static void ClearStopRequest();
 };
 
 // Process-wide settings shared by every training binary (//tools:train,
