@@ -45,7 +45,6 @@ namespace pact::dist {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::FreshTempDir;
 using testing::Workers;
 
 // conv 3x3 (first) -> act -> avgpool 4 -> conv 3x3 -> act -> linear (last): smooth apart from
@@ -257,7 +256,7 @@ class GradientAveragingTest : public ::testing::TestWithParam<int64_t> {};
 // rank's gradient, a stale bucket) moves weights by a sizeable fraction of their movement.
 TEST_P(GradientAveragingTest, TwoProcessesMatchOneProcessOnTheGlobalBatch) {
   const int64_t bucket_bytes = GetParam();
-  const std::string dir = FreshTempDir(absl::StrCat("steps_", bucket_bytes));
+  const std::string dir = ::pact::testing::TestTempDir(absl::StrCat("steps_", bucket_bytes));
   constexpr int kSteps = 10;  // crosses an epoch boundary (8 steps per epoch)
   PACT_ASSERT_OK_AND_ASSIGN(
       Workers workers, Workers::Start("steps", 2,
@@ -307,7 +306,7 @@ INSTANTIATE_TEST_SUITE_P(BucketSizes, GradientAveragingTest,
                          ::testing::Values(kDefaultBucketBytes, int64_t{256}));
 
 TEST(DataParallelTest, QuantizedWeightsAndAlphasStayIdenticalOnEveryRank) {
-  const std::string dir = FreshTempDir("quantized");
+  const std::string dir = ::pact::testing::TestTempDir("quantized");
   PACT_ASSERT_OK_AND_ASSIGN(Workers workers,
                             Workers::Start("steps", 2,
                                            {{"PACT_TEST_RECIPE", QuantizedRecipe()},
@@ -366,7 +365,7 @@ train::EvalSums EvaluateCheckpoint(const Recipe& recipe, const std::string& chec
 }
 
 TEST(DataParallelTest, TrainerSumsShardedEvaluationAndOnlyRankZeroWrites) {
-  const std::string dir = FreshTempDir("trainer");
+  const std::string dir = ::pact::testing::TestTempDir("trainer");
   // A small learning rate keeps the net mediocre, so top-1 and the loss depend on which
   // examples are counted.
   std::string text = kRecipe;
@@ -409,8 +408,8 @@ TEST(DataParallelTest, TrainerSumsShardedEvaluationAndOnlyRankZeroWrites) {
 }
 
 TEST(DataParallelTest, ResumeWithTheSameWorldSizeIsBitIdentical) {
-  const std::string straight = FreshTempDir("straight");
-  const std::string resumed = FreshTempDir("resumed");
+  const std::string straight = ::pact::testing::TestTempDir("straight");
+  const std::string resumed = ::pact::testing::TestTempDir("resumed");
   const auto run = [](const std::string& dir, const std::string& resume, int max_steps) {
     auto workers = Workers::Start("trainer", 2,
                                   {{"PACT_TEST_RECIPE", kRecipe},

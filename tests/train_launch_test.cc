@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pact/core/test_util.h"
 #include "pact/dist/test_workers.h"
 
 extern char** environ;
@@ -146,7 +147,7 @@ class Train {
 };
 
 TEST(TrainLaunchTest, TwoWorkersTrainAndStopTogetherOnCtrlC) {
-  const std::string dir = testing::FreshTempDir("launch");
+  const std::string dir = ::pact::testing::TestTempDir("launch");
   const std::string recipe = WriteRecipe(dir, 2);
   const std::string out = dir + "/out";
   {
@@ -172,7 +173,7 @@ TEST(TrainLaunchTest, TwoWorkersTrainAndStopTogetherOnCtrlC) {
 }
 
 TEST(TrainLaunchTest, KilledWorkerEndsTheJobWithAnError) {
-  const std::string dir = testing::FreshTempDir("killed");
+  const std::string dir = ::pact::testing::TestTempDir("killed");
   Train train(dir, {"--recipe=" + WriteRecipe(dir, 1000), "--output_dir=" + dir + "/out",
                     "--nproc_per_node=2", "--dist_timeout_s=20"});
   ASSERT_TRUE(train.WaitForLog("step 3/64", absl::Seconds(40))) << train.Log();
@@ -189,7 +190,7 @@ TEST(TrainLaunchTest, KilledWorkerEndsTheJobWithAnError) {
 }
 
 TEST(TrainLaunchTest, HungWorkerEndsTheJobAfterTheTimeout) {
-  const std::string dir = testing::FreshTempDir("hung");
+  const std::string dir = ::pact::testing::TestTempDir("hung");
   Train train(dir, {"--recipe=" + WriteRecipe(dir, 1000), "--output_dir=" + dir + "/out",
                     "--nproc_per_node=2", "--dist_timeout_s=4"});
   ASSERT_TRUE(train.WaitForLog("step 3/64", absl::Seconds(40))) << train.Log();

@@ -49,7 +49,7 @@ TEST(RemoveFlagsTest, EverySpelling) {
 }
 
 TEST(LauncherTest, SetsTheTorchrunEnvironment) {
-  const std::string dir = testing::FreshTempDir("env");
+  const std::string dir = ::pact::testing::TestTempDir("env");
   LaunchOptions options;
   options.nproc_per_node = 3;
   options.executable = "/bin/sh";
@@ -67,7 +67,7 @@ TEST(LauncherTest, SetsTheTorchrunEnvironment) {
 }
 
 TEST(LauncherTest, NodeRankOffsetsTheRanks) {
-  const std::string dir = testing::FreshTempDir("nodes");
+  const std::string dir = ::pact::testing::TestTempDir("nodes");
   LaunchOptions options;
   options.nproc_per_node = 2;
   options.nnodes = 3;
@@ -97,7 +97,7 @@ TEST(LauncherTest, FailsWhenAWorkerFailsAndKillsStragglers) {
 }
 
 TEST(LauncherTest, ForwardsSigtermOnce) {
-  const std::string dir = testing::FreshTempDir("signal");
+  const std::string dir = ::pact::testing::TestTempDir("signal");
   LaunchOptions options;
   options.nproc_per_node = 2;
   options.executable = "/bin/sh";

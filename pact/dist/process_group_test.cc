@@ -24,7 +24,6 @@
 namespace pact::dist {
 namespace {
 
-using testing::FreshTempDir;
 using ::testing::HasSubstr;
 using testing::WaitForFile;
 using testing::Workers;
@@ -108,7 +107,7 @@ int RunLoop() {
 }
 
 TEST(ProcessGroupTest, CollectivesOverTwoProcesses) {
-  const std::string dir = FreshTempDir("collectives");
+  const std::string dir = ::pact::testing::TestTempDir("collectives");
   PACT_ASSERT_OK_AND_ASSIGN(Workers workers, Workers::Start("collectives", 2, {}, dir));
   PACT_EXPECT_OK(workers.WaitAllOk(absl::Seconds(50)));
 }
@@ -124,7 +123,7 @@ Workers StartLoop(const std::string& dir, int timeout_s) {
 }
 
 TEST(ProcessGroupTest, DeadRankEndsTheOtherAtOnce) {
-  const std::string dir = FreshTempDir("dead");
+  const std::string dir = ::pact::testing::TestTempDir("dead");
   Workers workers = StartLoop(dir, 20);
   ASSERT_EQ(kill(workers.pid(1), SIGKILL), 0);
   const absl::Time killed = absl::Now();
@@ -136,7 +135,7 @@ TEST(ProcessGroupTest, DeadRankEndsTheOtherAtOnce) {
 }
 
 TEST(ProcessGroupTest, HungRankEndsTheOtherWithinTheTimeout) {
-  const std::string dir = FreshTempDir("hung");
+  const std::string dir = ::pact::testing::TestTempDir("hung");
   Workers workers = StartLoop(dir, 3);
   ASSERT_EQ(kill(workers.pid(1), SIGSTOP), 0);
   const absl::Time stopped = absl::Now();
@@ -150,7 +149,7 @@ TEST(ProcessGroupTest, HungRankEndsTheOtherWithinTheTimeout) {
 }
 
 TEST(ProcessGroupTest, MissingRankFailsTheRendezvousWithinTheTimeout) {
-  const std::string dir = FreshTempDir("missing");
+  const std::string dir = ::pact::testing::TestTempDir("missing");
   PACT_ASSERT_OK_AND_ASSIGN(
       Workers workers,
       Workers::Start("loop", 2, {{"PACT_TEST_DIR", dir}, {"PACT_TEST_TIMEOUT_S", "2"}}, dir, {0}));

@@ -54,9 +54,6 @@ class Workers {
   std::map<int, int> status_;  // exited ranks
 };
 
-// Creates (if needed) and returns $TEST_TMPDIR/<name>, emptied.
-std::string FreshTempDir(const std::string& name);
-
 // Blocks until `path` exists (true) or `timeout` passes (false).
 bool WaitForFile(const std::string& path, absl::Duration timeout);
 
