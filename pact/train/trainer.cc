@@ -114,9 +114,7 @@ absl::Status TrainerImpl::Init() {
     return absl::InvalidArgumentError(
         absl::StrCat("train.batch_size: ", recipe_.train().batch_size(),
                      " (the global batch) must divide evenly over ", peers.size(),
-                     " processes; pick a "
-                     "multiple of ",
-                     peers.size()));
+                     " processes; pick a multiple of ", peers.size()));
   }
   tty_ = peers.is_writer() && isatty(STDERR_FILENO) == 1;
   at::set_num_threads(ResolveThreads(recipe_.train().threads()));
@@ -130,7 +128,7 @@ absl::Status TrainerImpl::Init() {
   lambda_alpha_ = LambdaAlpha(recipe_.quantization(), *c_.optimizer);
   progress_ = NewTrainingProgress(ToTextProto(recipe_));
   if (!options_.resume.empty()) PACT_RETURN_IF_ERROR(Resume());
-  if (!peers.is_writer()) {
+  if (!peers.is_writer()) {  // the one place that tells the ranks apart
     outputs_ = RunOutputs::Discard();
     return absl::OkStatus();
   }
@@ -388,8 +386,8 @@ absl::StatusOr<RunOutcome> TrainerImpl::Run() {
 
 void TuneProcessForTraining() {
   // Training frees and re-allocates its large tensors every step; glibc's defaults hand them
-  // back to the kernel each time (mmap/munmap and a page fault per page, see the README's
-  // training-step table). Keep them in the heap instead, as MALLOC_MMAP_THRESHOLD_ and
+  // back to the kernel each time (mmap/munmap and a page fault per page; the README's table of
+  // design measurements has the cost). Keep them in the heap instead, as MALLOC_MMAP_THRESHOLD_ and
   // MALLOC_TRIM_THRESHOLD_ would.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, INT32_MAX);
