@@ -135,6 +135,29 @@ TEST(TrainCliTest, DryRunWithTheSeedsFlagsInDashesOrUnderscores) {
   }
 }
 
+TEST(TrainCliTest, HelpListsThisBinarysFlagsOnly) {
+  for (const char* flag : {"-h", "--help"}) {
+    const Result r = RunTrain({flag}, Runfiles(""));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_THAT(r.output, HasSubstr("-recipe"));
+    EXPECT_THAT(r.output, HasSubstr("-lr_milestones"));
+    EXPECT_THAT(r.output, Not(HasSubstr("caffe2")));
+  }
+}
+
+TEST(TrainCliTest, TorchvisionStyleFlagsFoldIntoTheRecipe) {
+  const Result r =
+      RunTrain({"--dataset", "cifar10", "-b", "64", "-j", "3", "--lr", "0.05", "--wd", "1e-3",
+                "--momentum", "0.8", "--lr-milestones", "5,7", "--print-freq", "7", "--dry_run"},
+               Runfiles(""));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  for (const char* expected :
+       {"batch_size: 64", "workers: 3", "lr: 0.05", "weight_decay: 0.001", "momentum: 0.8",
+        "milestones: 5", "milestones: 7", "log_every_steps: 7"}) {
+    EXPECT_THAT(r.output, HasSubstr(expected));
+  }
+}
+
 TEST(TrainCliTest, BadValuesGiveOneClearLine) {
   const std::string cwd = Runfiles("");
   Result r = RunTrain({"--dataset", "fashion_mnist", "--act-bits", "99", "--dry_run"}, cwd);

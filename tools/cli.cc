@@ -5,8 +5,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "datasets/dataset.h"
 #include "models/model.h"
 #include "pact/core/registry.h"
@@ -40,6 +42,74 @@ absl::Status SelectByName(google::protobuf::Message* spec, const std::string& na
     return absl::InvalidArgumentError(absl::StrCat("no such choice '", name, "'"));
   }
   spec->GetReflection()->MutableMessage(spec, field);
+  return absl::OkStatus();
+}
+
+// Sets the double field `field` of the selected optimizer's options, or says which fields
+// that optimizer has.
+absl::Status SetOptimizerOption(const std::string& flag, const std::string& field, double value,
+                                optim::OptimizerSpec* spec) {
+  const std::string name = SelectedName(*spec);
+  if (name.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": the recipe selects no optimizer"));
+  }
+  google::protobuf::Message* options =
+      spec->GetReflection()->MutableMessage(spec, spec->GetDescriptor()->FindFieldByName(name));
+  const google::protobuf::Descriptor* type = options->GetDescriptor();
+  const google::protobuf::FieldDescriptor* f = type->FindFieldByName(field);
+  if (f == nullptr || f->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_DOUBLE) {
+    std::vector<std::string> numbers;
+    for (int i = 0; i < type->field_count(); ++i) {
+      if (type->field(i)->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_DOUBLE) {
+        numbers.push_back(type->field(i)->name());
+      }
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": optimizer '", name, "' has no ", field, "; its options are ",
+                     absl::StrJoin(numbers, ", "), " (set them with --recipe_overrides)"));
+  }
+  options->GetReflection()->SetDouble(options, f, value);
+  return absl::OkStatus();
+}
+
+// "30,60,90" as lr_schedule.multi_step.milestones (other schedules have none).
+absl::Status SetMilestones(const std::string& list, optim::LrScheduleSpec* spec) {
+  const std::string name = SelectedName(*spec);
+  if (!name.empty() && !spec->has_multi_step()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--lr-milestones needs lr_schedule.multi_step, but the recipe's schedule is '", name,
+        "'; use --recipe_overrides='lr_schedule { multi_step { milestones: [...] } }'"));
+  }
+  auto* milestones = spec->mutable_multi_step()->mutable_milestones();
+  milestones->Clear();
+  for (absl::string_view piece : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
+    int epoch = 0;
+    if (!absl::SimpleAtoi(piece, &epoch)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--lr-milestones ", list, ": '", piece, "' is not an epoch number; give e.g. 30,60,90"));
+    }
+    milestones->Add(epoch);
+  }
+  return absl::OkStatus();
+}
+
+// The optimizer, schedule and logging options of the command line.
+absl::Status FoldTrainingOptions(const CommandLine& cl, Recipe* recipe) {
+  if (cl.lr.has_value()) {
+    PACT_RETURN_IF_ERROR(SetOptimizerOption("--lr", "lr", *cl.lr, recipe->mutable_optimizer()));
+  }
+  if (cl.weight_decay.has_value()) {
+    PACT_RETURN_IF_ERROR(
+        SetOptimizerOption("--wd", "weight_decay", *cl.weight_decay, recipe->mutable_optimizer()));
+  }
+  if (cl.momentum.has_value()) {
+    PACT_RETURN_IF_ERROR(
+        SetOptimizerOption("--momentum", "momentum", *cl.momentum, recipe->mutable_optimizer()));
+  }
+  if (cl.lr_milestones.has_value()) {
+    PACT_RETURN_IF_ERROR(SetMilestones(*cl.lr_milestones, recipe->mutable_lr_schedule()));
+  }
+  if (cl.print_freq.has_value()) recipe->mutable_train()->set_log_every_steps(*cl.print_freq);
   return absl::OkStatus();
 }
 
@@ -114,6 +184,7 @@ absl::StatusOr<ValidatedRecipe> ResolveRecipe(const CommandLine& cl,
   if (cl.batch_size.has_value()) recipe.mutable_train()->set_batch_size(*cl.batch_size);
   if (cl.epochs.has_value()) recipe.mutable_train()->set_epochs(*cl.epochs);
   if (cl.threads.has_value()) recipe.mutable_train()->set_threads(*cl.threads);
+  PACT_RETURN_IF_ERROR(FoldTrainingOptions(cl, &recipe));
   if (cl.dist.distributed() && recipe.train().threads() == 0) {
     recipe.mutable_train()->set_threads(dist::ThreadsPerProcess(0, cl.dist));
   }
@@ -150,18 +221,30 @@ std::string OutputDir(const std::string& flag, const Recipe& recipe) {
 }
 
 std::vector<std::string> NormalizeFlagNames(const std::vector<std::string>& args) {
+  static const auto* aliases = new std::map<std::string, std::string>{
+      {"b", "batch_size"}, {"j", "workers"}, {"h", "help"}, {"wd", "weight_decay"}};
   std::vector<std::string> out;
   out.reserve(args.size());
   bool after_double_dash = false;
   for (const std::string& arg : args) {
-    if (after_double_dash || !absl::StartsWith(arg, "--") || arg == "--") {
+    const bool is_long = absl::StartsWith(arg, "--") && arg != "--";
+    const bool is_short = !is_long && arg.size() >= 2 && arg[0] == '-' && arg[1] != '-';
+    if (after_double_dash || !(is_long || is_short)) {
       after_double_dash = after_double_dash || arg == "--";
       out.push_back(arg);
       continue;
     }
+    const size_t start = is_long ? 2 : 1;
     const size_t eq = arg.find('=');
-    std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    std::string name = arg.substr(start, eq == std::string::npos ? std::string::npos : eq - start);
     for (char& c : name) c = c == '-' ? '_' : c;
+    auto alias = aliases->find(name);
+    // Short flags other than the aliases (e.g. glog's -v) pass through unchanged.
+    if (is_short && (alias == aliases->end() || name.size() != 1)) {
+      out.push_back(arg);
+      continue;
+    }
+    if (alias != aliases->end()) name = alias->second;
     out.push_back(absl::StrCat("--", name, eq == std::string::npos ? "" : arg.substr(eq)));
   }
   return out;

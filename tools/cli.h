@@ -35,6 +35,14 @@ struct CommandLine {
   std::optional<std::string> device;
   std::optional<uint64_t> seed;
   std::optional<int> threads;
+  // The selected optimizer's options of these names (an optimizer without one is an error).
+  std::optional<double> lr;
+  std::optional<double> weight_decay;
+  std::optional<double> momentum;
+  // Comma-separated epochs for lr_schedule.multi_step.milestones (replaces them).
+  std::optional<std::string> lr_milestones;
+  // train.log_every_steps (torchvision's --print-freq).
+  std::optional<int> print_freq;
   // This process's place in a data-parallel job: train.threads 0 ("all cores") is split among
   // the workers of one machine.
   dist::DistEnv dist;
@@ -53,8 +61,10 @@ absl::StatusOr<std::string> ShippedRecipeFor(const std::string& dataset,
 absl::StatusOr<ValidatedRecipe> ResolveRecipe(const CommandLine& command_line,
                                               const std::string& recipes_dir);
 
-// Rewrites "--output-dir=x" as "--output_dir=x" (the seed spells flags with dashes); values
-// and non-flag arguments are left alone.
+// Rewrites "--output-dir=x" as "--output_dir=x" (the seed spells flags with dashes) and the
+// short or alternative spellings torchvision's reference scripts use: "-b" = --batch_size,
+// "-j" = --workers, "--wd" = --weight_decay, "-h" = --help. Values and non-flag arguments are
+// left alone.
 std::vector<std::string> NormalizeFlagNames(const std::vector<std::string>& args);
 
 }  // namespace pact::tools

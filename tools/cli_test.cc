@@ -22,6 +22,49 @@ TEST(NormalizeFlagNamesTest, DashesBecomeUnderscoresInNamesOnly) {
                           "--recipe_overrides=train { epochs: 1 }", "-v", "--", "--x-y"));
 }
 
+TEST(NormalizeFlagNamesTest, TorchvisionShortFlagsAndAliases) {
+  EXPECT_THAT(NormalizeFlagNames({"train", "-b", "64", "-j=3", "--wd", "1e-4", "-h", "--lr=0.1",
+                                  "--lambda-alpha", "-1", "-b64", "-wd", "--", "-b"}),
+              ElementsAre("train", "--batch_size", "64", "--workers=3", "--weight_decay", "1e-4",
+                          "--help", "--lr=0.1", "--lambda_alpha", "-1", "-b64", "-wd", "--", "-b"));
+}
+
+TEST(ResolveRecipeTest, OptimizerScheduleAndLoggingFlags) {
+  CommandLine cl;
+  cl.dataset = "cifar10";  // sgd + multi_step
+  cl.lr = 0.05;
+  cl.weight_decay = 1e-3;
+  cl.momentum = 0.8;
+  cl.lr_milestones = "5, 7";
+  cl.print_freq = 7;
+  PACT_ASSERT_OK_AND_ASSIGN(ValidatedRecipe recipe, ResolveRecipe(cl, RecipesDir()));
+  EXPECT_DOUBLE_EQ(recipe->optimizer().sgd().lr(), 0.05);
+  EXPECT_DOUBLE_EQ(recipe->optimizer().sgd().weight_decay(), 1e-3);
+  EXPECT_DOUBLE_EQ(recipe->optimizer().sgd().momentum(), 0.8);
+  EXPECT_THAT(recipe->lr_schedule().multi_step().milestones(), ElementsAre(5, 7));
+  EXPECT_EQ(recipe->train().log_every_steps(), 7);
+}
+
+TEST(ResolveRecipeTest, OptimizerFlagsNameWhatTheOptimizerHas) {
+  CommandLine cl;
+  cl.dataset = "fashion_mnist";  // adam: no momentum
+  cl.momentum = 0.9;
+  EXPECT_EQ(ResolveRecipe(cl, RecipesDir()).status().message(),
+            "--momentum: optimizer 'adam' has no momentum; its options are lr, beta1, beta2, eps, "
+            "weight_decay (set them with --recipe_overrides)");
+  cl.momentum.reset();
+  cl.lr = 3e-4;
+  PACT_ASSERT_OK_AND_ASSIGN(ValidatedRecipe adam, ResolveRecipe(cl, RecipesDir()));
+  EXPECT_DOUBLE_EQ(adam->optimizer().adam().lr(), 3e-4);
+  cl.lr = -1;  // folded, then validation says why it is wrong
+  EXPECT_THAT(std::string(ResolveRecipe(cl, RecipesDir()).status().message()),
+              HasSubstr("optimizer.adam.lr: must be > 0, got -1"));
+  cl.lr.reset();
+  cl.lr_milestones = "3,x";
+  EXPECT_THAT(std::string(ResolveRecipe(cl, RecipesDir()).status().message()),
+              HasSubstr("--lr-milestones 3,x: 'x' is not an epoch number"));
+}
+
 TEST(ShippedRecipeForTest, MapsTheSeedsDatasets) {
   EXPECT_EQ(*ShippedRecipeFor("cifar10", std::nullopt), "cifar10_resnet20.pbtxt");
   EXPECT_EQ(*ShippedRecipeFor("imagenet", std::string("resnet50_preact")),

@@ -3,7 +3,7 @@
 //   bazel run //tools:train -- --recipe=recipes/cifar10_resnet20.pbtxt [--output-dir=runs/x]
 //   bazel run //tools:train -- --dataset cifar10 --output-dir runs/cifar10   (the seed's CLI)
 //
-// Flags may be spelled with dashes (the seed's spelling) or underscores. See --helpon=train.
+// Flags may be spelled with dashes (the seed's spelling) or underscores. See --help.
 #include <unistd.h>
 
 #include <csignal>
@@ -61,6 +61,13 @@ DEFINE_double(lambda_alpha, 0.0, "L2 coefficient on PACT alphas (default: the we
 DEFINE_int32(quant_warmup_epochs, 0, "Epochs without quantization first (Option B).");
 DEFINE_string(device, "", "cpu | cuda.");
 DEFINE_uint64(seed, 1, "Random seed.");
+// torchvision's reference-script options (train.py -b/-j/--lr/--wd/--momentum/--lr-steps).
+DEFINE_double(lr, 0.0, "Learning rate of the recipe's optimizer.");
+DEFINE_double(weight_decay, 0.0, "Weight decay of the recipe's optimizer (also --wd).");
+DEFINE_double(momentum, 0.0, "Momentum of the recipe's optimizer (optimizers that have one).");
+DEFINE_string(lr_milestones, "",
+              "Comma-separated epochs at which multi_step multiplies the LR by its gamma.");
+DEFINE_int32(print_freq, 0, "Log a step line every this many steps (train.log_every_steps).");
 DEFINE_int32(threads, 0, "Intra-op threads (0 = all cores, split among a machine's workers).");
 // Data-parallel training. Workers read RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT
 // (torchrun's contract); --nproc_per_node starts them itself.
@@ -119,13 +126,21 @@ std::vector<std::string> ParseFlags(int argc, char** argv) {
       "trains a PACT-quantized network from a recipe.\n"
       "  train --recipe=recipes/fashion_mnist_quickstart.pbtxt [--output-dir=runs/x]\n"
       "  train --dataset cifar10 --output-dir runs/cifar10\n"
-      "Flags take dashes or underscores. Run with --helpon=train for this binary's flags.");
+      "Flags take dashes or underscores; -h or --help lists them.");
+  for (const std::string& arg : args) {
+    if (arg == "--") break;
+    if (arg == "--help") {
+      // This binary's flags only: gflags' own --help also lists LibTorch's and glog's.
+      gflags::ShowUsageWithFlagsRestrict(argv[0], "tools/train.cc");
+      std::exit(0);
+    }
+  }
   gflags::ParseCommandLineFlags(&normalized_argc, &normalized_argv, /*remove_flags=*/true);
   google::InitGoogleLogging(argv[0]);
   google::InstallFailureSignalHandler();
   if (normalized_argc > 1) {
-    std::cerr << "train: error: unexpected argument '" << normalized_argv[1]
-              << "'; see --helpon=train" << std::endl;
+    std::cerr << "train: error: unexpected argument '" << normalized_argv[1] << "'; see --help"
+              << std::endl;
     std::exit(2);
   }
   return args;
@@ -164,6 +179,11 @@ pact::tools::CommandLine CommandLineFromFlags(const pact::dist::DistEnv& env) {
   if (IsSet("device")) cl.device = FLAGS_device;
   if (IsSet("seed")) cl.seed = FLAGS_seed;
   if (IsSet("threads")) cl.threads = FLAGS_threads;
+  if (IsSet("lr")) cl.lr = FLAGS_lr;
+  if (IsSet("weight_decay")) cl.weight_decay = FLAGS_weight_decay;
+  if (IsSet("momentum")) cl.momentum = FLAGS_momentum;
+  if (IsSet("lr_milestones")) cl.lr_milestones = FLAGS_lr_milestones;
+  if (IsSet("print_freq")) cl.print_freq = FLAGS_print_freq;
   cl.dist = env;
   return cl;
 }
