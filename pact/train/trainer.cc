@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <cmath>
-#include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -21,44 +20,13 @@
 #include "pact/core/torch_status.h"
 #include "pact/train/checkpoint.h"
 #include "pact/train/components.h"
+#include "pact/train/progress.h"
 #include "pact/train/run_outputs.h"
 
 namespace pact::train {
 namespace {
 
 std::atomic<bool> g_stop_requested{false};
-
-// The step line: a bar redrawn in place on a terminal, a log line every `log_every` steps
-// otherwise. Finish() ends the bar's line before anything else is printed; the destructor
-// calls it, so every way out of an epoch leaves the terminal clean.
-class ProgressReporter {
- public:
-  ProgressReporter(bool tty, int log_every) : tty_(tty), log_every_(log_every) {}
-  ~ProgressReporter() { Finish(); }
-
-  void Update(const std::string& line, int64_t step, int64_t steps) {
-    if (!tty_) {
-      if (step % log_every_ == 0) LOG(INFO) << line;
-      return;
-    }
-    const int width = 24;
-    const int filled = static_cast<int>(width * step / std::max<int64_t>(steps, 1));
-    std::fprintf(stderr, "\r[%s%s] %s ", std::string(filled, '#').c_str(),
-                 std::string(width - filled, '.').c_str(), line.c_str());
-    std::fflush(stderr);
-    drawn_ = true;
-  }
-
-  void Finish() {
-    if (drawn_) std::fprintf(stderr, "\n");
-    drawn_ = false;
-  }
-
- private:
-  const bool tty_;
-  const int log_every_;
-  bool drawn_ = false;
-};
 
 // What one step contributes, summed over ranks.
 struct StepSums {
@@ -90,7 +58,9 @@ class TrainerImpl : public Trainer {
   absl::StatusOr<bool> EndEpoch(int epoch, EpochMetrics m);
   absl::Status Evaluate(EpochMetrics* m);
   absl::Status Checkpoint(const std::string& name);
-  std::string ProgressLine(int epoch, int64_t step, int64_t steps, double seconds) const;
+  // `data_wait`: the mean time a step of this invocation waited for its batch.
+  std::string ProgressLine(int epoch, int64_t step, int64_t steps, double seconds,
+                           absl::Duration data_wait) const;
   std::string ResumeHint() const;
 
   Recipe recipe_;
@@ -195,16 +165,17 @@ std::string TrainerImpl::ResumeHint() const {
   return absl::StrCat("resume with the same command plus --resume=", options_.output_dir);
 }
 
-std::string TrainerImpl::ProgressLine(int epoch, int64_t step, int64_t steps,
-                                      double seconds) const {
+std::string TrainerImpl::ProgressLine(int epoch, int64_t step, int64_t steps, double seconds,
+                                      absl::Duration data_wait) const {
   const int64_t seen = progress_.partial_seen();
   const double rate = seconds > 0 ? seen / seconds : 0.0;
   const double eta = rate > 0 ? (steps - step) * (seen / std::max<int64_t>(step, 1)) / rate : 0.0;
-  return absl::StrFormat("epoch %d/%d step %d/%d loss %.4f top1 %.2f%% %.0f img/s ETA %.0fs",
-                         epoch + 1, recipe_.train().epochs(), step, steps,
-                         progress_.partial_loss_sum() / std::max<int64_t>(seen, 1),
-                         100.0 * progress_.partial_correct() / std::max<int64_t>(seen, 1), rate,
-                         eta);
+  return absl::StrFormat(
+      "epoch %d/%d step %d/%d loss %.4f top1 %.2f%% %.0f img/s data %.1f ms/step ETA %.0fs",
+      epoch + 1, recipe_.train().epochs(), step, steps,
+      progress_.partial_loss_sum() / std::max<int64_t>(seen, 1),
+      100.0 * progress_.partial_correct() / std::max<int64_t>(seen, 1), rate,
+      absl::ToDoubleMilliseconds(data_wait), eta);
 }
 
 absl::Status TrainerImpl::Evaluate(EpochMetrics* m) {
@@ -287,7 +258,11 @@ absl::StatusOr<bool> TrainerImpl::TrainEpoch(int epoch, EpochMetrics* m) {
   // A mid-epoch resume replays the loader to where the checkpoint was taken.
   for (; step < progress_.step_in_epoch() && train_loader_->Next(&batch); ++step) {
   }
-  while (train_loader_->Next(&batch)) {
+  absl::Duration waited;  // for batches, by the steps of this invocation
+  int64_t waited_steps = 0;
+  for (absl::Time asked = absl::Now(); train_loader_->Next(&batch); asked = absl::Now()) {
+    waited += absl::Now() - asked;
+    ++waited_steps;
     PACT_ASSIGN_OR_RETURN(const StepSums sums, Step(epoch, step, batch));
     ++step;
     progress_.set_global_step(progress_.global_step() + 1);
@@ -295,7 +270,8 @@ absl::StatusOr<bool> TrainerImpl::TrainEpoch(int epoch, EpochMetrics* m) {
     progress_.set_partial_loss_sum(progress_.partial_loss_sum() + sums.loss_sum);
     progress_.set_partial_correct(progress_.partial_correct() + sums.correct);
     progress_.set_partial_seen(progress_.partial_seen() + sums.seen);
-    progress.Update(ProgressLine(epoch, step, steps, seconds()), step, steps);
+    progress.Update(ProgressLine(epoch, step, steps, seconds(), waited / waited_steps), step,
+                    steps);
     ++steps_this_run_;
     if (options_.max_steps > 0 && steps_this_run_ >= options_.max_steps) stop_ = true;
     if ((stop_ || sums.stop_requested) && step < steps) {
