@@ -291,12 +291,6 @@ std::string ModelName(const pact::Recipe& recipe) {
   return name.empty() ? "?" : name;
 }
 
-// lambda_alpha with its documented default: the built optimizer's weight decay.
-double LambdaAlpha(const pact::Recipe& recipe, const pact::train::Components& c) {
-  const auto& q = recipe.quantization();
-  return q.has_lambda_alpha() ? q.lambda_alpha() : c.optimizer->weight_decay;
-}
-
 // ---------------------------------------------------------------- synthetic data
 struct SyntheticData {
   std::vector<torch::Tensor> images, labels;
@@ -325,7 +319,7 @@ struct StepTiming {
 
 absl::StatusOr<StepTiming> TimeSteps(const pact::Recipe& recipe, const std::string& variant) {
   PACT_ASSIGN_OR_RETURN(pact::train::Components c, pact::train::BuildComponents(recipe));
-  const double lambda = LambdaAlpha(recipe, c);
+  const double lambda = pact::train::LambdaAlpha(recipe.quantization(), *c.optimizer);
   const int64_t batch = recipe.train().batch_size();
   const int64_t eval_batch =
       FLAGS_eval_batch_size > 0 ? FLAGS_eval_batch_size : recipe.train().eval_batch_size();
@@ -493,7 +487,7 @@ struct EpochTiming {
 absl::StatusOr<EpochTiming> SyntheticEpoch(const pact::Recipe& recipe, int64_t train_size,
                                            int64_t eval_size) {
   PACT_ASSIGN_OR_RETURN(pact::train::Components c, pact::train::BuildComponents(recipe));
-  const double lambda = LambdaAlpha(recipe, c);
+  const double lambda = pact::train::LambdaAlpha(recipe.quantization(), *c.optimizer);
   const int64_t batch = recipe.train().batch_size();
   const int64_t eval_batch = recipe.train().eval_batch_size();
   SyntheticData data = MakeData(*c.model, batch, std::max(1, FLAGS_data_batches), FLAGS_data_seed);
