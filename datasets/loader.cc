@@ -136,8 +136,10 @@ int64_t DataLoader::num_examples() const {
   return options_.drop_last ? num_batches_ * options_.batch_size : shard_size_;
 }
 
-void DataLoader::StartEpoch(int64_t epoch) {
+void DataLoader::StartEpoch(int64_t epoch, int64_t first_batch) {
   CHECK_GE(epoch, 0);
+  CHECK(first_batch >= 0 && first_batch <= num_batches_)
+      << "first batch " << first_batch << " of an epoch of " << num_batches_;
   auto next = std::make_shared<Epoch>();
   next->epoch = epoch;
   if (options_.shuffle) {
@@ -154,8 +156,8 @@ void DataLoader::StartEpoch(int64_t epoch) {
   absl::MutexLock lock(&mu_);
   next->generation = epoch_ == nullptr ? 1 : epoch_->generation + 1;
   epoch_ = std::move(next);
-  next_to_produce_ = 0;
-  next_to_deliver_ = 0;
+  next_to_produce_ = first_batch;
+  next_to_deliver_ = first_batch;
   stale.swap(ready_);
   live_generation_.store(epoch_->generation, std::memory_order_relaxed);
 }

@@ -79,8 +79,10 @@ class DataLoader {
   // Stops and joins the workers, abandoning any epoch in progress.
   ~DataLoader();
 
-  // Starts epoch `epoch` (>= 0), abandoning the current one if it is unfinished.
-  void StartEpoch(int64_t epoch);
+  // Starts epoch `epoch` (>= 0) at batch `first_batch` (in [0, num_batches()]), abandoning the
+  // current epoch if it is unfinished. Batches are a pure function of (seed, epoch, index), so
+  // a mid-epoch resume starts where its checkpoint stopped without producing the skipped ones.
+  void StartEpoch(int64_t epoch, int64_t first_batch = 0);
 
   // The next batch of the current epoch; false when the epoch is exhausted. StartEpoch must
   // have been called first.

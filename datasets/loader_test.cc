@@ -3,6 +3,7 @@
 #include <torch/types.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <numeric>
@@ -189,6 +190,46 @@ TEST(DataLoaderTest, AbandonedEpochRestartsCleanly) {
   }
 }
 
+// Counts the examples it decodes, so a test can see which ones a loader never produced.
+class CountingDataset : public IndexDataset {
+ public:
+  using IndexDataset::IndexDataset;
+  int64_t Get(int64_t index, std::mt19937_64& rng, float* image) const override {
+    gets_.fetch_add(1);
+    return IndexDataset::Get(index, rng, image);
+  }
+  int64_t gets() const { return gets_.load(); }
+
+ private:
+  mutable std::atomic<int64_t> gets_{0};
+};
+
+TEST(DataLoaderTest, StartingMidEpochGivesTheRemainingBatchesWithoutDecodingTheSkippedOnes) {
+  for (const int workers : {0, 1, 3}) {
+    SCOPED_TRACE(::testing::Message() << workers << " workers");
+    LoaderOptions options = LoaderOptions::Train(4, workers, 13);
+    const std::vector<Batch> full =
+        Epoch(*MakeLoader(std::make_shared<IndexDataset>(42), options), 3);
+    ASSERT_EQ(full.size(), 10u);
+    auto dataset = std::make_shared<CountingDataset>(42);
+    auto loader = MakeLoader(dataset, options);
+    loader->StartEpoch(3, /*first_batch=*/7);
+    std::vector<Batch> rest;
+    Batch batch;
+    while (loader->Next(&batch)) rest.push_back(batch);
+    ASSERT_EQ(rest.size(), 3u);
+    for (size_t i = 0; i < rest.size(); ++i) {
+      EXPECT_TRUE(torch::equal(rest[i].images, full[7 + i].images)) << i;
+      EXPECT_TRUE(torch::equal(rest[i].labels, full[7 + i].labels)) << i;
+    }
+    EXPECT_EQ(dataset->gets(), 3 * 4);  // the 7 skipped batches were never decoded
+    // At the end: an empty remainder; then the next epoch from its start.
+    loader->StartEpoch(3, /*first_batch=*/10);
+    EXPECT_FALSE(loader->Next(&batch));
+    EXPECT_EQ(Epoch(*loader, 4).size(), 10u);
+  }
+}
+
 TEST(DataLoaderTest, NextAfterTheEndStaysFalse) {
   auto loader = MakeLoader(std::make_shared<IndexDataset>(6), LoaderOptions::Eval(4, 1));
   loader->StartEpoch(0);
@@ -247,6 +288,12 @@ TEST(DataLoaderDeathTest, NextBeforeStartEpochIsABug) {
   auto loader = MakeLoader(std::make_shared<IndexDataset>(10), LoaderOptions::Eval(2, 0));
   Batch batch;
   EXPECT_DEATH(loader->Next(&batch), "Next called before StartEpoch");
+}
+
+TEST(DataLoaderDeathTest, StartingPastTheEndIsABug) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto loader = MakeLoader(std::make_shared<IndexDataset>(10), LoaderOptions::Eval(2, 0));
+  EXPECT_DEATH(loader->StartEpoch(0, 6), "first batch 6 of an epoch of 5");
 }
 
 }  // namespace
