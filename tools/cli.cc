@@ -48,7 +48,7 @@ absl::Status SelectByName(google::protobuf::Message* spec, const std::string& na
 // Sets the double field `field` of the selected optimizer's options, or says which fields
 // that optimizer has.
 absl::Status SetOptimizerOption(const std::string& flag, const std::string& field, double value,
-                                optim::OptimizerSpec* spec) {
+                                optim::OptimizerSpec* spec, FieldLocations* locations) {
   const std::string name = SelectedName(*spec);
   if (name.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(flag, ": the recipe selects no optimizer"));
@@ -69,11 +69,13 @@ absl::Status SetOptimizerOption(const std::string& flag, const std::string& fiel
                      absl::StrJoin(numbers, ", "), " (set them with --recipe_overrides)"));
   }
   options->GetReflection()->SetDouble(options, f, value);
+  locations->Set(absl::StrCat("optimizer.", name, ".", field), flag);
   return absl::OkStatus();
 }
 
 // "30,60,90" as lr_schedule.multi_step.milestones (other schedules have none).
-absl::Status SetMilestones(const std::string& list, optim::LrScheduleSpec* spec) {
+absl::Status SetMilestones(const std::string& list, optim::LrScheduleSpec* spec,
+                           FieldLocations* locations) {
   const std::string name = SelectedName(*spec);
   if (!name.empty() && !spec->has_multi_step()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -90,27 +92,73 @@ absl::Status SetMilestones(const std::string& list, optim::LrScheduleSpec* spec)
     }
     milestones->Add(epoch);
   }
+  FieldLocations from_flag;
+  for (int i = 0; i < milestones->size(); ++i) {
+    from_flag.Set(absl::StrCat("lr_schedule.multi_step.milestones[", i, "]"), "--lr-milestones");
+  }
+  from_flag.Set("lr_schedule.multi_step.milestones", "--lr-milestones");
+  locations->Override(from_flag);
   return absl::OkStatus();
 }
 
 // The optimizer, schedule and logging options of the command line.
-absl::Status FoldTrainingOptions(const CommandLine& cl, Recipe* recipe) {
+absl::Status FoldTrainingOptions(const CommandLine& cl, Recipe* recipe, FieldLocations* locations) {
   if (cl.lr.has_value()) {
-    PACT_RETURN_IF_ERROR(SetOptimizerOption("--lr", "lr", *cl.lr, recipe->mutable_optimizer()));
+    PACT_RETURN_IF_ERROR(
+        SetOptimizerOption("--lr", "lr", *cl.lr, recipe->mutable_optimizer(), locations));
   }
   if (cl.weight_decay.has_value()) {
-    PACT_RETURN_IF_ERROR(
-        SetOptimizerOption("--wd", "weight_decay", *cl.weight_decay, recipe->mutable_optimizer()));
+    PACT_RETURN_IF_ERROR(SetOptimizerOption("--wd", "weight_decay", *cl.weight_decay,
+                                            recipe->mutable_optimizer(), locations));
   }
   if (cl.momentum.has_value()) {
-    PACT_RETURN_IF_ERROR(
-        SetOptimizerOption("--momentum", "momentum", *cl.momentum, recipe->mutable_optimizer()));
+    PACT_RETURN_IF_ERROR(SetOptimizerOption("--momentum", "momentum", *cl.momentum,
+                                            recipe->mutable_optimizer(), locations));
   }
   if (cl.lr_milestones.has_value()) {
-    PACT_RETURN_IF_ERROR(SetMilestones(*cl.lr_milestones, recipe->mutable_lr_schedule()));
+    PACT_RETURN_IF_ERROR(
+        SetMilestones(*cl.lr_milestones, recipe->mutable_lr_schedule(), locations));
   }
-  if (cl.print_freq.has_value()) recipe->mutable_train()->set_log_every_steps(*cl.print_freq);
+  if (cl.print_freq.has_value()) {
+    recipe->mutable_train()->set_log_every_steps(*cl.print_freq);
+    locations->Set("train.log_every_steps", "--print-freq");
+  }
   return absl::OkStatus();
+}
+
+// The quantization options of the command line.
+void FoldQuantizationOptions(const CommandLine& cl, Recipe* recipe, FieldLocations* locations) {
+  QuantizationSpec* q = recipe->mutable_quantization();
+  // The seed's network always uses PACT; --act-bits sets its bits (0 = clipping only).
+  if (cl.act_bits.has_value()) {
+    q->mutable_activation()->mutable_pact()->set_bits(*cl.act_bits);
+    locations->Set("quantization.activation.pact.bits", "--act-bits");
+  }
+  if (cl.w_bits.has_value()) {
+    q->mutable_weight()->mutable_dorefa()->set_bits(*cl.w_bits);
+    locations->Set("quantization.weight.dorefa.bits", "--w-bits");
+  }
+  if (cl.quantize_first_last) {
+    q->set_quantize_first_last(true);
+    locations->Set("quantization.quantize_first_last", "--quantize-first-last");
+  }
+  if (cl.first_last_bits.has_value()) {
+    quant::LayerOverride* rule = q->add_layer_override();
+    rule->add_position(quant::LayerOverride::FIRST);
+    rule->add_position(quant::LayerOverride::LAST);
+    rule->set_activation_bits(*cl.first_last_bits);
+    rule->set_weight_bits(*cl.first_last_bits);
+    locations->Set(absl::StrCat("quantization.layer_override[", q->layer_override_size() - 1, "]"),
+                   "--first-last-bits");
+  }
+  if (cl.lambda_alpha.has_value()) {
+    q->set_lambda_alpha(*cl.lambda_alpha);
+    locations->Set("quantization.lambda_alpha", "--lambda-alpha");
+  }
+  if (cl.quant_warmup_epochs.has_value()) {
+    q->set_quant_warmup_epochs(*cl.quant_warmup_epochs);
+    locations->Set("quantization.quant_warmup_epochs", "--quant-warmup-epochs");
+  }
 }
 
 }  // namespace
@@ -153,7 +201,8 @@ absl::StatusOr<ValidatedRecipe> ResolveRecipe(const CommandLine& cl,
     path = absl::StrCat(recipes_dir, "/", file);
   }
   Recipe recipe;
-  PACT_RETURN_IF_ERROR(ReadTextProtoFile(path, &recipe));
+  FieldLocations locations;
+  PACT_RETURN_IF_ERROR(ReadTextProtoFile(path, &recipe, &locations));
 
   if (cl.dataset.has_value()) {
     // Datasets must be linked; the registry lists the valid names otherwise.
@@ -171,31 +220,42 @@ absl::StatusOr<ValidatedRecipe> ResolveRecipe(const CommandLine& cl,
     if (SelectedName(recipe.model()) != *cl.model) {
       recipe.clear_model();
       PACT_RETURN_IF_ERROR(SelectByName(recipe.mutable_model(), *cl.model));
+      locations.Set("model", "--model");
     }
   }
   if (cl.data_root.has_value()) {
     recipe.mutable_train_data()->set_data_root(*cl.data_root);
     recipe.mutable_eval_data()->set_data_root(*cl.data_root);
+    locations.Set("train_data.data_root", "--data-root");
+    locations.Set("eval_data.data_root", "--data-root");
   }
   if (cl.workers.has_value()) {
     recipe.mutable_train_data()->set_workers(*cl.workers);
     recipe.mutable_eval_data()->set_workers(*cl.workers);
+    locations.Set("train_data.workers", "--workers");
+    locations.Set("eval_data.workers", "--workers");
   }
-  if (cl.batch_size.has_value()) recipe.mutable_train()->set_batch_size(*cl.batch_size);
-  if (cl.epochs.has_value()) recipe.mutable_train()->set_epochs(*cl.epochs);
-  if (cl.threads.has_value()) recipe.mutable_train()->set_threads(*cl.threads);
-  PACT_RETURN_IF_ERROR(FoldTrainingOptions(cl, &recipe));
+  if (cl.batch_size.has_value()) {
+    recipe.mutable_train()->set_batch_size(*cl.batch_size);
+    locations.Set("train.batch_size", "--batch-size");
+  }
+  if (cl.epochs.has_value()) {
+    recipe.mutable_train()->set_epochs(*cl.epochs);
+    locations.Set("train.epochs", "--epochs");
+  }
+  if (cl.threads.has_value()) {
+    recipe.mutable_train()->set_threads(*cl.threads);
+    locations.Set("train.threads", "--threads");
+  }
+  PACT_RETURN_IF_ERROR(FoldTrainingOptions(cl, &recipe, &locations));
   if (cl.dist.distributed() && recipe.train().threads() == 0) {
     recipe.mutable_train()->set_threads(dist::ThreadsPerProcess(0, cl.dist));
   }
-  if (cl.seed.has_value()) recipe.set_seed(*cl.seed);
-  QuantizationSpec* q = recipe.mutable_quantization();
-  // The seed's network always uses PACT; --act-bits sets its bits (0 = clipping only).
-  if (cl.act_bits.has_value()) q->mutable_activation()->mutable_pact()->set_bits(*cl.act_bits);
-  if (cl.w_bits.has_value()) q->mutable_weight()->mutable_dorefa()->set_bits(*cl.w_bits);
-  if (cl.quantize_first_last) q->set_quantize_first_last(true);
-  if (cl.lambda_alpha.has_value()) q->set_lambda_alpha(*cl.lambda_alpha);
-  if (cl.quant_warmup_epochs.has_value()) q->set_quant_warmup_epochs(*cl.quant_warmup_epochs);
+  if (cl.seed.has_value()) {
+    recipe.set_seed(*cl.seed);
+    locations.Set("seed", "--seed");
+  }
+  FoldQuantizationOptions(cl, &recipe, &locations);
   if (cl.device.has_value()) {
     const std::string device = absl::AsciiStrToLower(*cl.device);
     if (device == "cpu") {
@@ -208,9 +268,11 @@ absl::StatusOr<ValidatedRecipe> ResolveRecipe(const CommandLine& cl,
     }
   }
   if (!cl.recipe_overrides.empty()) {
-    PACT_RETURN_IF_ERROR(MergeTextOverrides(cl.recipe_overrides, "--recipe_overrides", &recipe));
+    PACT_RETURN_IF_ERROR(
+        MergeTextOverrides(cl.recipe_overrides, "--recipe_overrides", &recipe, &locations));
   }
-  absl::StatusOr<ValidatedRecipe> validated = ValidateRecipe(std::move(recipe));
+  absl::StatusOr<ValidatedRecipe> validated =
+      ValidateRecipe(std::move(recipe), std::move(locations));
   PACT_RETURN_WITH_CONTEXT_IF_ERROR(validated.status(), path);
   return validated;
 }

@@ -30,6 +30,10 @@ struct CommandLine {
   std::optional<int> act_bits;
   std::optional<int> w_bits;
   bool quantize_first_last = false;
+  // Bits of the first conv / last linear weights and the first / last activations: appends
+  // layer_override { position: [FIRST, LAST] activation_bits: N weight_bits: N } (0 = full
+  // precision there).
+  std::optional<int> first_last_bits;
   std::optional<double> lambda_alpha;
   std::optional<int> quant_warmup_epochs;
   std::optional<std::string> device;

@@ -180,10 +180,12 @@ TEST(ResolveRecipeTest, EveryComponentViolationIsListedWithItsPathAndTheRecipe) 
   cl.recipe_overrides = "optimizer { sgd { lr: 0 momentum: 1.5 } }";
   const absl::Status status = ResolveRecipe(cl, RecipesDir()).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(status.message(), cl.recipe +
-                                  ": invalid recipe (2 problems):\n"
-                                  "  optimizer.sgd.lr: must be > 0, got 0\n"
-                                  "  optimizer.sgd.momentum: must be in [0, 1), got 1.5");
+  EXPECT_EQ(status.message(),
+            cl.recipe +
+                ": invalid recipe (2 problems):\n"
+                "  --recipe_overrides:1:19: optimizer.sgd.lr: must be > 0, got 0\n"
+                "  --recipe_overrides:1:25: optimizer.sgd.momentum: must be in "
+                "[0, 1), got 1.5");
 }
 
 }  // namespace

@@ -63,23 +63,91 @@ class LocatedErrors : public google::protobuf::io::ErrorCollector {
   std::vector<std::string> errors_;
 };
 
+// Records where every field of `message` (parsed with `tree`) was written.
+void RecordLocations(const Message& message,
+                     const google::protobuf::TextFormat::ParseInfoTree& tree,
+                     const std::string& prefix, absl::string_view source,
+                     FieldLocations* locations) {
+  const Reflection* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    const int count = field->is_repeated() ? reflection->FieldSize(message, field) : 1;
+    for (int i = 0; i < count; ++i) {
+      const int index = field->is_repeated() ? i : -1;
+      const std::string path = absl::StrCat(prefix, prefix.empty() ? "" : ".", field->name(),
+                                            field->is_repeated() ? absl::StrCat("[", i, "]") : "");
+      const google::protobuf::TextFormat::ParseLocation at = tree.GetLocation(field, index);
+      if (at.line >= 0) {
+        locations->Set(path, absl::StrCat(source, ":", at.line + 1, ":", at.column + 1));
+      }
+      if (field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) continue;
+      const google::protobuf::TextFormat::ParseInfoTree* nested =
+          tree.GetTreeForNested(field, index);
+      if (nested == nullptr) continue;
+      RecordLocations(field->is_repeated() ? reflection->GetRepeatedMessage(message, field, i)
+                                           : reflection->GetMessage(message, field),
+                      *nested, path, source, locations);
+    }
+  }
+}
+
 }  // namespace
 
-absl::Status ParseTextProto(absl::string_view text, absl::string_view path, Message* message) {
+std::string FieldLocations::Find(absl::string_view field_path) const {
+  std::string path(field_path);
+  while (!path.empty()) {
+    auto it = locations_.find(path);
+    if (it != locations_.end()) return it->second;
+    const size_t cut = path.find_last_of(".[");
+    if (cut == std::string::npos) break;
+    path.resize(cut);
+  }
+  return "";
+}
+
+std::string FieldLocations::Prefix(absl::string_view field_path) const {
+  const std::string location = Find(field_path);
+  return location.empty() ? "" : absl::StrCat(location, ": ");
+}
+
+void FieldLocations::Set(const std::string& field_path, const std::string& location) {
+  locations_[field_path] = location;
+}
+
+void FieldLocations::Override(const FieldLocations& overrides) {
+  for (const auto& [path, location] : overrides.locations_) {
+    // "a.b[0]" (an element the overrides set): the merge replaced all of "a.b".
+    if (path.empty() || path.back() != ']') continue;
+    const std::string elements = path.substr(0, path.rfind('[') + 1);
+    for (auto it = locations_.lower_bound(elements);
+         it != locations_.end() && it->first.compare(0, elements.size(), elements) == 0;) {
+      it = locations_.erase(it);
+    }
+  }
+  for (const auto& [path, location] : overrides.locations_) locations_[path] = location;
+}
+
+absl::Status ParseTextProto(absl::string_view text, absl::string_view path, Message* message,
+                            FieldLocations* locations) {
   message->Clear();
   const std::string owned(text);
   LocatedErrors errors(path, owned);
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&errors);
+  google::protobuf::TextFormat::ParseInfoTree tree;
+  if (locations != nullptr) parser.WriteLocationsTo(&tree);
   if (!parser.ParseFromString(owned, message)) {
     absl::Status status = errors.status();
     if (status.ok()) status = absl::InvalidArgumentError(absl::StrCat(path, ": cannot parse"));
     return status;
   }
+  if (locations != nullptr) RecordLocations(*message, tree, "", path, locations);
   return absl::OkStatus();
 }
 
-absl::Status ReadTextProtoFile(const std::string& path, Message* message) {
+absl::Status ReadTextProtoFile(const std::string& path, Message* message,
+                               FieldLocations* locations) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
@@ -87,7 +155,7 @@ absl::Status ReadTextProtoFile(const std::string& path, Message* message) {
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
-  return ParseTextProto(text.str(), path, message);
+  return ParseTextProto(text.str(), path, message, locations);
 }
 
 void MergeReplacingRepeated(const Message& overrides, Message* message) {
@@ -150,11 +218,14 @@ void MergeReplacingRepeated(const Message& overrides, Message* message) {
 }
 
 absl::Status MergeTextOverrides(absl::string_view overrides, absl::string_view source,
-                                Message* message) {
+                                Message* message, FieldLocations* locations) {
   std::unique_ptr<Message> parsed(message->New());
-  const absl::Status status = ParseTextProto(overrides, source, parsed.get());
+  FieldLocations parsed_locations;
+  const absl::Status status = ParseTextProto(overrides, source, parsed.get(),
+                                             locations == nullptr ? nullptr : &parsed_locations);
   if (!status.ok()) return status;
   MergeReplacingRepeated(*parsed, message);
+  if (locations != nullptr) locations->Override(parsed_locations);
   return absl::OkStatus();
 }
 

@@ -22,18 +22,16 @@ namespace pact {
 class Violations {
  public:
   explicit Violations(absl::string_view prefix = "")
-      : prefix_(prefix), list_(std::make_shared<std::vector<std::string>>()) {}
+      : prefix_(prefix), list_(std::make_shared<List>()) {}
 
   // Adds "<path>: <requirement>, got <value>" unless `ok`; `field` is relative to the prefix.
   template <typename T>
   void Check(bool ok, absl::string_view field, absl::string_view requirement, const T& value) {
-    if (!ok) list_->push_back(absl::StrCat(Path(field), ": ", requirement, ", got ", value));
+    if (!ok) Push(Path(field), absl::StrCat(requirement, ", got ", value));
   }
 
   // Adds "<path>: <problem>"; an empty `field` names the prefix itself.
-  void Add(absl::string_view field, absl::string_view problem) {
-    list_->push_back(absl::StrCat(Path(field), ": ", problem));
-  }
+  void Add(absl::string_view field, absl::string_view problem) { Push(Path(field), problem); }
 
   // A view with prefix "<prefix>.<field>" that appends to this list.
   Violations Scoped(absl::string_view field) const { return Violations(Path(field), list_); }
@@ -47,22 +45,36 @@ class Violations {
 
   bool empty() const { return list_->empty(); }
   size_t size() const { return list_->size(); }
-  const std::vector<std::string>& list() const { return *list_; }
+  const std::vector<std::string>& list() const { return list_->text; }
+  // The field path of each entry of list() (to locate it in the text it came from).
+  const std::vector<std::string>& paths() const { return list_->paths; }
 
   // InvalidArgument "<what> (N problem[s]):\n  <v1>\n  <v2>...", or OK when empty.
   absl::Status ToStatus(absl::string_view what) const {
     if (list_->empty()) return absl::OkStatus();
     return absl::InvalidArgumentError(absl::StrCat(what, " (", list_->size(), " problem",
                                                    list_->size() == 1 ? "" : "s", "):\n  ",
-                                                   absl::StrJoin(*list_, "\n  ")));
+                                                   absl::StrJoin(list_->text, "\n  ")));
   }
 
  private:
-  Violations(std::string prefix, std::shared_ptr<std::vector<std::string>> list)
+  struct List {
+    std::vector<std::string> text;   // "<path>: <problem>"
+    std::vector<std::string> paths;  // <path>
+    size_t size() const { return text.size(); }
+    bool empty() const { return text.empty(); }
+  };
+
+  Violations(std::string prefix, std::shared_ptr<List> list)
       : prefix_(std::move(prefix)), list_(std::move(list)) {}
 
+  void Push(std::string path, absl::string_view problem) {
+    list_->text.push_back(absl::StrCat(path, ": ", problem));
+    list_->paths.push_back(std::move(path));
+  }
+
   std::string prefix_;
-  std::shared_ptr<std::vector<std::string>> list_;  // shared with Scoped() views
+  std::shared_ptr<List> list_;  // shared with Scoped() views
 };
 
 }  // namespace pact

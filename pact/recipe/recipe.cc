@@ -12,6 +12,7 @@
 #include "pact/core/text_proto.h"
 #include "pact/core/violations.h"
 #include "pact/optim/optimizer.h"
+#include "pact/quant/layer_plan.h"
 #include "pact/quant/quantizer.h"
 
 namespace pact {
@@ -55,6 +56,10 @@ void CheckQuantization(const QuantizationSpec& q, int epochs, Violations& violat
   }
   v.Check(q.quant_warmup_epochs() >= 0 && q.quant_warmup_epochs() <= epochs, "quant_warmup_epochs",
           absl::StrCat("must be in [0, train.epochs = ", epochs, "]"), q.quant_warmup_epochs());
+  for (int i = 0; i < q.layer_override_size(); ++i) {
+    Violations rule = v.Scoped(absl::StrCat("layer_override[", i, "]"));
+    quant::ValidateLayerOverride(q.layer_override(i), rule);
+  }
 }
 
 void CheckTrain(const TrainSpec& t, Violations& violations) {
@@ -73,7 +78,9 @@ void CheckTrain(const TrainSpec& t, Violations& violations) {
 
 }  // namespace
 
-std::vector<std::string> RecipeViolations(const Recipe& recipe) {
+namespace {
+
+Violations CollectViolations(const Recipe& recipe) {
   Violations v;
   bool name_ok = !recipe.name().empty();
   for (char c : recipe.name()) name_ok = name_ok && IsNameChar(c);
@@ -89,26 +96,38 @@ std::vector<std::string> RecipeViolations(const Recipe& recipe) {
   }
   CheckQuantization(recipe.quantization(), recipe.train().epochs(), v);
   CheckTrain(recipe.train(), v);
-  return v.list();
+  return v;
 }
 
-absl::StatusOr<ValidatedRecipe> ValidateRecipe(Recipe recipe) {
-  const std::vector<std::string> violations = RecipeViolations(recipe);
+}  // namespace
+
+std::vector<std::string> RecipeViolations(const Recipe& recipe) {
+  return CollectViolations(recipe).list();
+}
+
+absl::StatusOr<ValidatedRecipe> ValidateRecipe(Recipe recipe, FieldLocations locations) {
+  const Violations violations = CollectViolations(recipe);
   if (!violations.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid recipe (", violations.size(),
-                                                   " problem", violations.size() == 1 ? "" : "s",
-                                                   "):\n  ", absl::StrJoin(violations, "\n  ")));
+    std::vector<std::string> lines;
+    for (size_t i = 0; i < violations.size(); ++i) {
+      lines.push_back(absl::StrCat(locations.Prefix(violations.paths()[i]), violations.list()[i]));
+    }
+    return absl::InvalidArgumentError(absl::StrCat("invalid recipe (", lines.size(), " problem",
+                                                   lines.size() == 1 ? "" : "s", "):\n  ",
+                                                   absl::StrJoin(lines, "\n  ")));
   }
-  return ValidatedRecipe(std::move(recipe));
+  return ValidatedRecipe(std::move(recipe), std::move(locations));
 }
 
 absl::StatusOr<ValidatedRecipe> LoadRecipe(const std::string& path, absl::string_view overrides) {
   Recipe recipe;
-  PACT_RETURN_IF_ERROR(ReadTextProtoFile(path, &recipe));
+  FieldLocations locations;
+  PACT_RETURN_IF_ERROR(ReadTextProtoFile(path, &recipe, &locations));
   if (!overrides.empty()) {
-    PACT_RETURN_IF_ERROR(MergeTextOverrides(overrides, "--recipe_overrides", &recipe));
+    PACT_RETURN_IF_ERROR(MergeTextOverrides(overrides, "--recipe_overrides", &recipe, &locations));
   }
-  absl::StatusOr<ValidatedRecipe> validated = ValidateRecipe(std::move(recipe));
+  absl::StatusOr<ValidatedRecipe> validated =
+      ValidateRecipe(std::move(recipe), std::move(locations));
   PACT_RETURN_WITH_CONTEXT_IF_ERROR(validated.status(), path);
   return validated;
 }

@@ -15,14 +15,17 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "pact/core/text_proto.h"
 #include "pact/proto/recipe.pb.h"
 
 namespace pact {
 
 class ValidatedRecipe;
 
-// `recipe` if it has no violations, else InvalidArgument listing every one (one per line).
-absl::StatusOr<ValidatedRecipe> ValidateRecipe(Recipe recipe);
+// `recipe` if it has no violations, else InvalidArgument listing every one (one per line),
+// each prefixed with where its field was written when `locations` knows
+// ("recipes/x.pbtxt:12:5: optimizer.sgd.lr: must be > 0, got 0").
+absl::StatusOr<ValidatedRecipe> ValidateRecipe(Recipe recipe, FieldLocations locations = {});
 
 // A Recipe that passed ValidateRecipe; only ValidateRecipe makes one, so code that takes a
 // ValidatedRecipe need not validate again.
@@ -31,12 +34,16 @@ class ValidatedRecipe {
   const Recipe& proto() const { return recipe_; }
   const Recipe& operator*() const { return recipe_; }
   const Recipe* operator->() const { return &recipe_; }
+  // Where its fields came from (file:line:col or a flag), for errors found later.
+  const FieldLocations& locations() const { return locations_; }
 
  private:
-  explicit ValidatedRecipe(Recipe recipe) : recipe_(std::move(recipe)) {}
-  friend absl::StatusOr<ValidatedRecipe> ValidateRecipe(Recipe recipe);
+  ValidatedRecipe(Recipe recipe, FieldLocations locations)
+      : recipe_(std::move(recipe)), locations_(std::move(locations)) {}
+  friend absl::StatusOr<ValidatedRecipe> ValidateRecipe(Recipe recipe, FieldLocations locations);
 
   Recipe recipe_;
+  FieldLocations locations_;
 };
 
 // Reads `path`, merges `overrides` (text format, repeated fields replaced; may be empty) and

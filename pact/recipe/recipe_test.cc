@@ -127,12 +127,13 @@ TEST(RecipeTest, LoadRecipeAppliesOverridesBeforeValidating) {
                                        "train { epochs: 1 } "
                                        "quantization { quant_warmup_epochs: 1 }"));
   EXPECT_EQ(recipe->train().epochs(), 1);
-  // An override that breaks the recipe is caught by validation.
+  // An override that breaks the recipe is caught by validation; each problem points at the
+  // text that set its field (or the nearest enclosing one it set).
   const auto bad = LoadRecipe(path, "train { epochs: -3 }");
   EXPECT_EQ(bad.status().message(),
-            path +
-                ": invalid recipe (2 problems):\n  quantization.quant_warmup_epochs: must be in "
-                "[0, train.epochs = -3], got 0\n  train.epochs: must be > 0, got -3");
+            path + ": invalid recipe (2 problems):\n  " + path +
+                ":14:3: quantization.quant_warmup_epochs: must be in [0, train.epochs = -3], got "
+                "0\n  --recipe_overrides:1:9: train.epochs: must be > 0, got -3");
 }
 
 TEST(RecipeTest, LoadRecipeReportsTyposWithLocation) {

@@ -25,6 +25,39 @@ TEST(ParseTextProtoTest, ParsesAValidRecipe) {
   EXPECT_THAT(recipe.lr_schedule().multi_step().milestones(), ElementsAre(60, 120));
 }
 
+TEST(FieldLocationsTest, RecordsWhereEveryFieldWasWrittenAndFindsTheNearestAncestor) {
+  Recipe recipe;
+  FieldLocations locations;
+  PACT_ASSERT_OK(
+      ParseTextProto("name: \"r\"\n"
+                     "optimizer { sgd { lr: 0.1 } }\n"
+                     "lr_schedule { multi_step { milestones: [60, 120] } }\n"
+                     "quantization {\n"
+                     "  layer_override { position: FIRST weight_bits: 8 }\n"
+                     "  layer_override { name: \"fc\" weight_bits: 4 }\n"
+                     "}\n",
+                     "x.pbtxt", &recipe, &locations));
+  EXPECT_EQ(locations.Find("name"), "x.pbtxt:1:1");
+  EXPECT_EQ(locations.Find("optimizer.sgd.lr"), "x.pbtxt:2:19");
+  EXPECT_EQ(locations.Find("optimizer.sgd.momentum"), "x.pbtxt:2:13");  // unset: its message
+  EXPECT_EQ(locations.Find("quantization.layer_override[1]"), "x.pbtxt:6:3");
+  EXPECT_EQ(locations.Find("quantization.layer_override[1].weight_bits"), "x.pbtxt:6:31");
+  EXPECT_EQ(locations.Find("train.epochs"), "");
+  EXPECT_EQ(locations.Prefix("train.epochs"), "");
+  EXPECT_EQ(locations.Prefix("name"), "x.pbtxt:1:1: ");
+
+  // Overrides replace repeated fields: the recipe's elements no longer point at the file.
+  PACT_ASSERT_OK(
+      MergeTextOverrides("quantization { layer_override { name: \"conv1\" "
+                         "weight_bits: 2 } }",
+                         "--recipe_overrides", &recipe, &locations));
+  ASSERT_EQ(recipe.quantization().layer_override_size(), 1);
+  EXPECT_EQ(locations.Find("quantization.layer_override[0].weight_bits"),
+            "--recipe_overrides:1:47");
+  EXPECT_EQ(locations.Find("quantization.layer_override[1]"), "--recipe_overrides:1:1");
+  EXPECT_EQ(locations.Find("optimizer.sgd.lr"), "x.pbtxt:2:19");
+}
+
 TEST(ParseTextProtoTest, UnknownFieldReportsPathLineAndColumn) {
   Recipe recipe;
   const absl::Status status =
