@@ -185,6 +185,82 @@ TEST(TrainCliTest, BadValuesGiveOneClearLine) {
   EXPECT_THAT(r.output, HasSubstr("--device tpu: must be cpu or cuda"));
 }
 
+// The dry-run summary's row for layer `name`, split into its columns.
+std::vector<std::string> SummaryRow(const std::string& output, const std::string& name) {
+  for (absl::string_view line : absl::StrSplit(output, '\n')) {
+    std::vector<std::string> cells = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (!cells.empty() && cells[0] == name) return cells;
+  }
+  return {};
+}
+
+TEST(TrainCliTest, FirstLastBitsSetsTheFirstAndLastLayersAsTable2sFlRow) {
+  const Result r =
+      RunTrain({"--dataset", "cifar10", "--first-last-bits", "8", "--dry_run"}, Runfiles(""));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("layer_override {\n    position: FIRST\n    position: LAST\n"
+                                  "    activation_bits: 8\n    weight_bits: 8\n  }"));
+  // name, kind, shape, params, weight bits | activation bits
+  EXPECT_THAT(SummaryRow(r.output, "conv1"),
+              ::testing::ElementsAre("conv1", "conv", "16x32x32", "432", "8"));
+  EXPECT_THAT(SummaryRow(r.output, "fc"), ::testing::ElementsAre("fc", "linear", "10", "650", "8"));
+  EXPECT_THAT(SummaryRow(r.output, "act1"),
+              ::testing::ElementsAre("act1", "pact", "16x32x32", "1", "8"));
+  EXPECT_THAT(SummaryRow(r.output, "layer3.2.act2"),
+              ::testing::ElementsAre("layer3.2.act2", "pact", "64x8x8", "1", "8"));
+  EXPECT_THAT(SummaryRow(r.output, "layer2.0.conv1"),
+              ::testing::ElementsAre("layer2.0.conv1", "conv", "32x16x16", "4,608", "4"));
+  EXPECT_THAT(SummaryRow(r.output, "layer3.2.act1"),
+              ::testing::ElementsAre("layer3.2.act1", "pact", "64x8x8", "1", "4"));
+  // 0 keeps them at full precision (the default); the shipped recipe is the same as 8.
+  const Result fp =
+      RunTrain({"--dataset", "cifar10", "--first-last-bits", "0", "--dry_run"}, Runfiles(""));
+  ASSERT_EQ(fp.exit_code, 0) << fp.output;
+  EXPECT_THAT(SummaryRow(fp.output, "conv1"),
+              ::testing::ElementsAre("conv1", "conv", "16x32x32", "432", "fp"));
+  EXPECT_THAT(SummaryRow(fp.output, "act1"),
+              ::testing::ElementsAre("act1", "pact", "16x32x32", "1", "clip"));
+  const Result recipe =
+      RunTrain({"--recipe=recipes/cifar10_resnet20_fl8.pbtxt", "--dry_run"}, Runfiles(""));
+  ASSERT_EQ(recipe.exit_code, 0) << recipe.output;
+  EXPECT_EQ(SummaryRow(recipe.output, "fc"), SummaryRow(r.output, "fc"));
+  EXPECT_EQ(SummaryRow(recipe.output, "layer3.2.act2"), SummaryRow(r.output, "layer3.2.act2"));
+}
+
+TEST(TrainCliTest, ABadPerLayerRuleIsReportedWhereItWasWritten) {
+  const std::string dir = Tmp("rules");
+  // Line 9 holds the first rule, line 10 the second.
+  std::ofstream(dir + "/rules.pbtxt")
+      << "name: \"rules\"\n"
+         "model { resnet20 {} }\n"
+         "train_data { split: SPLIT_TRAIN cifar10 {} }\n"
+         "eval_data { split: SPLIT_TEST cifar10 {} }\n"
+         "optimizer { sgd {} }\n"
+         "quantization {\n"
+         "  activation { pact {} }\n"
+         "  weight { dorefa {} }\n"
+         "  layer_override { name: \"layer4[.].*\" weight_bits: 8 }\n"
+         "  layer_override { name: \"fc(\" weight_bits: 8 }\n"
+         "}\n";
+  Result r = RunTrain({"--recipe=rules.pbtxt", "--dry_run"}, dir);
+  ExpectOneCleanErrorLine(r);
+  EXPECT_THAT(r.output, HasSubstr("rules.pbtxt:10:20: quantization.layer_override[1].name: must "
+                                  "be a valid RE2 regular expression"));
+  r = RunTrain({"--recipe=rules.pbtxt", "--dry_run",
+                "--recipe_overrides=quantization { layer_override { name: 'layer4.*' "
+                "activation_bits: 3 } }"},
+               dir);
+  ExpectOneCleanErrorLine(r);
+  EXPECT_THAT(r.output, HasSubstr("--recipe_overrides:1:16: quantization.layer_override[0]: "
+                                  "matches no activation of the model"));
+  EXPECT_THAT(r.output, HasSubstr("its layers are: conv1 (conv, first), act1 (activation, first), "
+                                  "layer1.0.conv1 (conv)"));
+  r = RunTrain({"--dataset", "cifar10", "--first-last-bits", "20", "--dry_run"}, Runfiles(""));
+  ExpectOneCleanErrorLine(r);
+  EXPECT_THAT(r.output, HasSubstr("--first-last-bits: quantization.layer_override[0]."
+                                  "activation_bits: must be in [0, 16]"));
+}
+
 TEST(TrainCliTest, RecipeTypoIsReportedWithFileLineAndColumn) {
   const std::string dir = Tmp("typo");
   std::ofstream(dir + "/typo.pbtxt") << "name: \"typo\"\ntrain {\n  epochs: 1\n  bach_size: 3\n}\n";

@@ -201,4 +201,10 @@ def pact_system_repositories():
             "benchmark_main": ["-lbenchmark_main", "-lbenchmark", "-pthread"],
         },
     )
+    _system_cc_repository(
+        name = "com_googlesource_code_re2",
+        header = "/usr/include/re2/re2.h",
+        debian_package = "libre2-dev",
+        targets = {"re2": ["-lre2"]},
+    )
     _libtorch_repository(name = "libtorch")

@@ -57,6 +57,9 @@ DEFINE_int32(epochs, 0, "Epochs.");
 DEFINE_int32(act_bits, 4, "PACT activation bits (0 = clipping only).");
 DEFINE_int32(w_bits, 4, "DoReFa weight bits (0 = full precision).");
 DEFINE_bool(quantize_first_last, false, "Also quantize the first and last layers.");
+DEFINE_int32(first_last_bits, 0,
+             "Bits of the first conv / last linear weights and of the first / last activations "
+             "(0 = full precision there, the paper's default; the paper's Table 2 uses 8).");
 DEFINE_double(lambda_alpha, 0.0, "L2 coefficient on PACT alphas (default: the weight decay).");
 DEFINE_int32(quant_warmup_epochs, 0, "Epochs without quantization first (Option B).");
 DEFINE_string(device, "", "cpu | cuda.");
@@ -174,6 +177,7 @@ pact::tools::CommandLine CommandLineFromFlags(const pact::dist::DistEnv& env) {
   if (IsSet("act_bits")) cl.act_bits = FLAGS_act_bits;
   if (IsSet("w_bits")) cl.w_bits = FLAGS_w_bits;
   cl.quantize_first_last = FLAGS_quantize_first_last;
+  if (IsSet("first_last_bits")) cl.first_last_bits = FLAGS_first_last_bits;
   if (IsSet("lambda_alpha")) cl.lambda_alpha = FLAGS_lambda_alpha;
   if (IsSet("quant_warmup_epochs")) cl.quant_warmup_epochs = FLAGS_quant_warmup_epochs;
   if (IsSet("device")) cl.device = FLAGS_device;

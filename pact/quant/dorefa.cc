@@ -10,17 +10,29 @@
 namespace pact::quant {
 namespace {
 
-class DorefaQuantizer : public WeightQuantizer {
+class DorefaWeightModule : public WeightQuantModule {
  public:
-  explicit DorefaQuantizer(int bits) : bits_(bits) {}
-  torch::Tensor Quantize(const torch::Tensor& weight) const override {
+  explicit DorefaWeightModule(int bits) : bits_(bits) {}
+  torch::Tensor forward(const torch::Tensor& weight) override {
     return DorefaWeight(weight, bits_);
   }
+
+ private:
+  int bits_;
+};
+
+// Stateless: every layer shares one transform.
+class DorefaQuantizer : public WeightQuantizer {
+ public:
+  explicit DorefaQuantizer(int bits)
+      : bits_(bits), transform_(std::make_shared<DorefaWeightModule>(bits)) {}
+  std::shared_ptr<WeightQuantModule> Create() const override { return transform_; }
   int bits() const override { return bits_ == 0 ? kFullPrecisionBits : bits_; }
   std::string kind() const override { return "dorefa"; }
 
  private:
   int bits_;
+  std::shared_ptr<WeightQuantModule> transform_;
 };
 
 void ValidateDorefa(const DorefaOptions& options, Violations& v) {

@@ -66,6 +66,23 @@ class MkldnnLinearFunction : public torch::autograd::Function<MkldnnLinearFuncti
   }
 };
 
+class IdentityWeight : public WeightQuantModule {
+ public:
+  torch::Tensor forward(const torch::Tensor& weight) override { return weight; }
+};
+
+// The layer's weight transform; one with parameters or buffers becomes the child
+// "weight_quant", so that it trains, moves and checkpoints with the layer.
+std::shared_ptr<WeightQuantModule> MakeWeightQuant(torch::nn::Module& layer,
+                                                   const WeightQuantizer& quantizer) {
+  std::shared_ptr<WeightQuantModule> transform = quantizer.Create();
+  TORCH_CHECK(transform != nullptr, "weight quantizer '", quantizer.kind(), "' made no transform");
+  if (!transform->parameters().empty() || !transform->buffers().empty()) {
+    layer.register_module("weight_quant", transform);
+  }
+  return transform;
+}
+
 bool UseMkldnnLinear(const torch::Tensor& x, const torch::Tensor& w) {
   return at::hasMKLDNN() && at::globalContext().userEnabledMkldnn() && x.device().is_cpu() &&
          x.scalar_type() == torch::kFloat && w.scalar_type() == torch::kFloat && x.dim() == 2 &&
@@ -79,6 +96,7 @@ QuantConv2dImpl::QuantConv2dImpl(const torch::nn::Conv2dOptions& options,
                                  std::shared_ptr<const QuantControl> control)
     : options_(options),
       quantizer_(quantizer ? std::move(quantizer) : std::make_shared<NoWeightQuantizer>()),
+      weight_quant_(MakeWeightQuant(*this, *quantizer_)),
       control_(std::move(control)) {
   TORCH_CHECK(options_.in_channels() % options_.groups() == 0 &&
                   options_.out_channels() % options_.groups() == 0,
@@ -93,11 +111,11 @@ QuantConv2dImpl::QuantConv2dImpl(const torch::nn::Conv2dOptions& options,
 
 torch::Tensor QuantConv2dImpl::QuantizedWeight() const {
   torch::NoGradGuard no_grad;
-  return QuantizationOn(control_) ? quantizer_->Quantize(weight) : weight;
+  return QuantizationOn(control_) ? weight_quant_->forward(weight) : weight;
 }
 
 torch::Tensor QuantConv2dImpl::forward(const torch::Tensor& input) {
-  const torch::Tensor w = QuantizationOn(control_) ? quantizer_->Quantize(weight) : weight;
+  const torch::Tensor w = QuantizationOn(control_) ? weight_quant_->forward(weight) : weight;
   torch::Tensor out;
   if (const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&options_.padding())) {
     out = torch::conv2d(input, w, bias, *options_.stride(), **pad, *options_.dilation(),
@@ -126,6 +144,7 @@ QuantLinearImpl::QuantLinearImpl(const torch::nn::LinearOptions& options,
                                  std::shared_ptr<const QuantControl> control)
     : options_(options),
       quantizer_(quantizer ? std::move(quantizer) : std::make_shared<NoWeightQuantizer>()),
+      weight_quant_(MakeWeightQuant(*this, *quantizer_)),
       control_(std::move(control)) {
   weight =
       register_parameter("weight", torch::empty({options_.out_features(), options_.in_features()}));
@@ -135,11 +154,11 @@ QuantLinearImpl::QuantLinearImpl(const torch::nn::LinearOptions& options,
 
 torch::Tensor QuantLinearImpl::QuantizedWeight() const {
   torch::NoGradGuard no_grad;
-  return QuantizationOn(control_) ? quantizer_->Quantize(weight) : weight;
+  return QuantizationOn(control_) ? weight_quant_->forward(weight) : weight;
 }
 
 torch::Tensor QuantLinearImpl::forward(const torch::Tensor& input) {
-  const torch::Tensor w = QuantizationOn(control_) ? quantizer_->Quantize(weight) : weight;
+  const torch::Tensor w = QuantizationOn(control_) ? weight_quant_->forward(weight) : weight;
   torch::Tensor out;
   if (UseMkldnnLinear(input, w)) {
     out = MkldnnLinearFunction::apply(input, w);
@@ -213,6 +232,10 @@ torch::Tensor ReluActivation::ForwardBatchNorm(torch::nn::BatchNorm2dImpl& bn,
 
 void ReluActivation::pretty_print(std::ostream& stream) const { stream << "ReluActivation()"; }
 
+std::shared_ptr<WeightQuantModule> NoWeightQuantizer::Create() const {
+  return std::make_shared<IdentityWeight>();
+}
+
 LayerBuilder::LayerBuilder(std::shared_ptr<const ActivationQuantizer> activation,
                            std::shared_ptr<const WeightQuantizer> weight, bool quantize_first_last)
     : activation_(std::move(activation)),
@@ -221,23 +244,53 @@ LayerBuilder::LayerBuilder(std::shared_ptr<const ActivationQuantizer> activation
       quantize_first_last_(quantize_first_last),
       control_(std::make_shared<QuantControl>()) {}
 
+LayerBuilder::LayerBuilder(std::vector<LayerChoice> plan)
+    : full_precision_(std::make_shared<NoWeightQuantizer>()),
+      plan_(std::move(plan)),
+      planned_(true),
+      control_(std::make_shared<QuantControl>()) {}
+
 std::shared_ptr<LayerBuilder> LayerBuilder::FullPrecision() {
   return std::make_shared<LayerBuilder>(nullptr, nullptr, /*quantize_first_last=*/false);
 }
 
+LayerChoice LayerBuilder::Next(LayerKind kind, LayerPosition position) const {
+  const size_t index = made_.size();
+  made_.push_back({kind, position, nullptr});
+  if (planned_) {
+    TORCH_CHECK(index < plan_.size(), "the model asked for more layers than its plan has (",
+                plan_.size(), "): it must build the same layers every time");
+    return plan_[index];
+  }
+  LayerChoice choice;
+  const bool quantized = quantize_first_last_ || position == LayerPosition::kMiddle;
+  choice.activation = activation_;
+  choice.quantize = quantized;
+  choice.weight = quantized ? weight_ : full_precision_;
+  return choice;
+}
+
 QuantConv2d LayerBuilder::Conv(const torch::nn::Conv2dOptions& options,
                                LayerPosition position) const {
-  return QuantConv2d(options, Quantized(position) ? weight_ : full_precision_, control_);
+  QuantConv2d conv(options, Next(LayerKind::kConv, position).weight, control_);
+  made_.back().module = conv.get();
+  return conv;
 }
 
 QuantLinear LayerBuilder::Linear(const torch::nn::LinearOptions& options,
                                  LayerPosition position) const {
-  return QuantLinear(options, Quantized(position) ? weight_ : full_precision_, control_);
+  QuantLinear linear(options, Next(LayerKind::kLinear, position).weight, control_);
+  made_.back().module = linear.get();
+  return linear;
 }
 
 std::shared_ptr<ActivationModule> LayerBuilder::Activation(LayerPosition position) const {
-  if (activation_ == nullptr) return std::make_shared<ReluActivation>();
-  return activation_->Create(Quantized(position), control_);
+  const LayerChoice choice = Next(LayerKind::kActivation, position);
+  std::shared_ptr<ActivationModule> activation =
+      choice.activation == nullptr ? std::make_shared<ReluActivation>()
+                                   : choice.activation->Create(choice.quantize, control_);
+  made_.back().module = activation.get();
+  return activation;
 }
 
 std::vector<torch::Tensor> CollectAlphas(torch::nn::Module& module) {

@@ -23,8 +23,9 @@ namespace pact::quant {
 
 enum class LayerPosition { kFirst, kMiddle, kLast };
 
-// Conv2d whose weights pass through a WeightQuantizer on every forward; the float master
-// weights are what the optimizer trains. Parameters are "weight" and "bias" (PyTorch names).
+// Conv2d whose weights pass through a WeightQuantizer's transform on every forward; the float
+// master weights are what the optimizer trains. Parameters are "weight" and "bias" (PyTorch
+// names), plus "weight_quant.*" for a transform with learned state (LSQ's "weight_quant.step").
 class QuantConv2dImpl : public torch::nn::Module {
  public:
   QuantConv2dImpl(const torch::nn::Conv2dOptions& options,
@@ -45,6 +46,7 @@ class QuantConv2dImpl : public torch::nn::Module {
  private:
   torch::nn::Conv2dOptions options_;
   std::shared_ptr<const WeightQuantizer> quantizer_;
+  std::shared_ptr<WeightQuantModule> weight_quant_;
   std::shared_ptr<const QuantControl> control_;
   std::vector<int64_t> last_output_shape_;
 };
@@ -69,6 +71,7 @@ class QuantLinearImpl : public torch::nn::Module {
  private:
   torch::nn::LinearOptions options_;
   std::shared_ptr<const WeightQuantizer> quantizer_;
+  std::shared_ptr<WeightQuantModule> weight_quant_;
   std::shared_ptr<const QuantControl> control_;
   std::vector<int64_t> last_output_shape_;
 };
@@ -118,16 +121,34 @@ class ReluActivation : public ActivationModule {
 // Identity weight transform (full precision).
 class NoWeightQuantizer : public WeightQuantizer {
  public:
-  torch::Tensor Quantize(const torch::Tensor& weight) const override { return weight; }
+  std::shared_ptr<WeightQuantModule> Create() const override;
   int bits() const override { return kFullPrecisionBits; }
   std::string kind() const override { return "none"; }
 };
 
+// What a LayerBuilder makes.
+enum class LayerKind { kConv, kLinear, kActivation };
+
+// The quantizers of one layer, chosen per layer (layer_plan.h resolves them from a recipe).
+struct LayerChoice {
+  // Activations: the quantizer (null = relu) and whether it quantizes there (false = its full
+  // precision behaviour, e.g. PACT clipping without rounding).
+  std::shared_ptr<const ActivationQuantizer> activation;
+  bool quantize = true;
+  // Conv/linear: the weight quantizer (null = none).
+  std::shared_ptr<const WeightQuantizer> weight;
+};
+
 class LayerBuilder {
  public:
-  // Null quantizers mean relu / none (full precision).
+  // Every layer gets these quantizers, except the first/last positions (kept at full precision
+  // unless quantize_first_last). Null quantizers mean relu / none (full precision).
   LayerBuilder(std::shared_ptr<const ActivationQuantizer> activation,
                std::shared_ptr<const WeightQuantizer> weight, bool quantize_first_last);
+  // Layer i (in the order this builder is asked for layers) gets choices[i]: a plan resolved
+  // for a model built the same way before (layer_plan.h). Asking for more layers than the
+  // plan has throws (c10::Error).
+  explicit LayerBuilder(std::vector<LayerChoice> plan);
 
   // Full precision everywhere (ReLU, float weights).
   static std::shared_ptr<LayerBuilder> FullPrecision();
@@ -141,16 +162,28 @@ class LayerBuilder {
   // Shared by every layer built here: turning it off makes them run unquantized.
   const std::shared_ptr<QuantControl>& control() const { return control_; }
 
+  // Every layer made so far, in order; naming them after the model registered them
+  // (named_modules) is how a plan finds "layer1.0.conv1".
+  struct Made {
+    LayerKind kind;
+    LayerPosition position;
+    const torch::nn::Module* module;
+  };
+  const std::vector<Made>& made() const { return made_; }
+
  private:
-  bool Quantized(LayerPosition position) const {
-    return quantize_first_last_ || position == LayerPosition::kMiddle;
-  }
+  // The choice for the next layer (of `kind` at `position`), recording it in made_.
+  LayerChoice Next(LayerKind kind, LayerPosition position) const;
 
   std::shared_ptr<const ActivationQuantizer> activation_;
   std::shared_ptr<const WeightQuantizer> weight_;
   std::shared_ptr<const WeightQuantizer> full_precision_;
-  bool quantize_first_last_;
+  bool quantize_first_last_ = false;
+  std::vector<LayerChoice> plan_;
+  bool planned_ = false;
   std::shared_ptr<QuantControl> control_;
+  // Bookkeeping, not behaviour: models take a const builder.
+  mutable std::vector<Made> made_;
 };
 
 // Every ActivationModule::clip_level of `module`, in module-tree order (for lambda_alpha and

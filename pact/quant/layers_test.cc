@@ -220,12 +220,12 @@ TEST(QuantizerRegistryTest, BuildsQuantizersFromTextSpecs) {
   EXPECT_EQ(dorefa->kind(), "dorefa");
   EXPECT_EQ(dorefa->bits(), 2);
   const torch::Tensor w = torch::randn({8, 4, 3, 3});
-  EXPECT_TRUE(torch::equal(dorefa->Quantize(w), DorefaWeight(w, 2)));
+  EXPECT_TRUE(torch::equal(dorefa->Create()->forward(w), DorefaWeight(w, 2)));
   EXPECT_EQ(MakeWeight("dorefa { bits: 0 }")->bits(), kFullPrecisionBits);
   EXPECT_EQ(MakeWeight("dorefa { bits: 32 }")->bits(), kFullPrecisionBits);
   const auto none = MakeWeight("none {}");
   EXPECT_EQ(none->kind(), "none");
-  EXPECT_TRUE(none->Quantize(w).is_same(w));
+  EXPECT_TRUE(none->Create()->forward(w).is_same(w));
 }
 
 absl::Status ActivationStatus(const std::string& text) {

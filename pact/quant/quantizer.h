@@ -1,9 +1,9 @@
 // Quantizer interfaces and their registries.
 //
 // A recipe's `quantization { activation { pact { bits: 4 } } weight { dorefa { bits: 4 } } }`
-// selects an ActivationQuantizer ("pact", "relu") and a WeightQuantizer ("dorefa", "none") by
-// name. The LayerBuilder (layers.h) asks them for the modules of every activation position
-// and the weight transform of every conv/linear.
+// selects an ActivationQuantizer ("pact", "lsq", "relu") and a WeightQuantizer ("dorefa", "lsq",
+// "none") by name. The LayerBuilder (layers.h) asks them for the modules of every activation
+// position and the weight transform of every conv/linear.
 #ifndef PACT_QUANT_QUANTIZER_H_
 #define PACT_QUANT_QUANTIZER_H_
 
@@ -71,11 +71,21 @@ class ActivationQuantizer {
       bool quantize, std::shared_ptr<const QuantControl> control) const = 0;
 };
 
+// The weight transform of one conv/linear layer, applied to its float master weights in every
+// forward (differentiable w.r.t. them, STE where rounding). A module so that a quantizer with
+// learned per-layer state (LSQ's step size) trains and checkpoints it with the layer: the
+// layer registers a transform that has parameters or buffers as its child "weight_quant";
+// stateless ones (DoReFa, none) stay out of the module tree.
+class WeightQuantModule : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(const torch::Tensor& weight) = 0;
+};
+
 class WeightQuantizer {
  public:
   virtual ~WeightQuantizer() = default;
-  // The weights used in forward (differentiable w.r.t. `weight`, STE where rounding).
-  virtual torch::Tensor Quantize(const torch::Tensor& weight) const = 0;
+  // The transform for one layer (a new module per call for stateful quantizers).
+  virtual std::shared_ptr<WeightQuantModule> Create() const = 0;
   // kFullPrecisionBits for full precision.
   virtual int bits() const = 0;
   virtual std::string kind() const = 0;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "pact/core/status_macros.h"
 #include "pact/core/torch_status.h"
+#include "pact/quant/layer_plan.h"
 #include "pact/quant/quantizer.h"
 
 namespace pact::train {
@@ -77,7 +78,7 @@ torch::Tensor AlphaPenalty(const std::vector<torch::Tensor>& alphas, double lamb
   return 0.5 * lambda * torch::cat(alphas).pow(2).sum();
 }
 
-absl::StatusOr<Components> BuildComponents(const Recipe& recipe) {
+absl::StatusOr<Components> BuildComponents(const Recipe& recipe, const FieldLocations* locations) {
   Components c;
   if (recipe.train().device() == DEVICE_CUDA) {
     if (!torch::cuda::is_available()) {
@@ -87,24 +88,31 @@ absl::StatusOr<Components> BuildComponents(const Recipe& recipe) {
     }
     c.device = torch::Device(torch::kCUDA, 0);
   }
-  torch::manual_seed(recipe.seed());
-
-  std::shared_ptr<const quant::ActivationQuantizer> activation;
-  if (recipe.quantization().has_activation()) {
-    PACT_ASSIGN_OR_RETURN(activation, quant::GetActivationQuantizerRegistry().Create(
-                                          recipe.quantization().activation(), {}));
+  const QuantizationSpec& q = recipe.quantization();
+  quant::QuantizationPolicy policy;
+  if (q.has_activation()) policy.activation = q.activation();
+  if (q.has_weight()) policy.weight = q.weight();
+  policy.quantize_first_last = q.quantize_first_last();
+  for (int i = 0; i < q.layer_override_size(); ++i) {
+    const std::string path = absl::StrCat("quantization.layer_override[", i, "]");
+    policy.rules.push_back(q.layer_override(i));
+    policy.rule_labels.push_back(
+        absl::StrCat(locations == nullptr ? "" : locations->Prefix(path), path));
   }
-  std::shared_ptr<const quant::WeightQuantizer> weight;
-  if (recipe.quantization().has_weight()) {
-    PACT_ASSIGN_OR_RETURN(
-        weight, quant::GetWeightQuantizerRegistry().Create(recipe.quantization().weight(), {}));
-  }
-  c.layers = std::make_shared<quant::LayerBuilder>(activation, weight,
-                                                   recipe.quantization().quantize_first_last());
-
-  models::BuildContext model_context;
-  model_context.layers = c.layers;
-  PACT_ASSIGN_OR_RETURN(c.model, models::GetModelRegistry().Create(recipe.model(), model_context));
+  // With per-layer rules the model is built twice (layer_plan.h); each build starts from the
+  // recipe's seed, so both initialize the same weights.
+  const quant::ModelFactory factory = [&](std::shared_ptr<const quant::LayerBuilder> layers)
+      -> absl::StatusOr<std::shared_ptr<torch::nn::Module>> {
+    torch::manual_seed(recipe.seed());
+    models::BuildContext model_context;
+    model_context.layers = std::move(layers);
+    PACT_ASSIGN_OR_RETURN(std::shared_ptr<models::Model> model,
+                          models::GetModelRegistry().Create(recipe.model(), model_context));
+    return std::shared_ptr<torch::nn::Module>(std::move(model));
+  };
+  PACT_ASSIGN_OR_RETURN(quant::PlannedModel planned, quant::BuildPlannedModel(policy, factory));
+  c.layers = std::move(planned.layers);
+  c.model = std::dynamic_pointer_cast<models::Model>(planned.model);
 
   PACT_RETURN_IF_ERROR(TorchCall("moving the model to the device", [&] { c.model->to(c.device); }));
 

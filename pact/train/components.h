@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "datasets/dataset.h"
 #include "models/model.h"
+#include "pact/core/text_proto.h"
 #include "pact/optim/optimizer.h"
 #include "pact/proto/recipe.pb.h"
 #include "pact/quant/layers.h"
@@ -37,8 +38,11 @@ struct Components {
   std::function<absl::Status()> after_backward;
 };
 
-// Builds the model (seeded by recipe.seed), optimizer and schedule on the recipe's device.
-absl::StatusOr<Components> BuildComponents(const Recipe& recipe);
+// Builds the model (seeded by recipe.seed; every layer's quantizers resolved from the recipe's
+// quantization, per-layer rules included), optimizer and schedule on the recipe's device.
+// `locations` (ValidatedRecipe::locations) lets errors about per-layer rules point at them.
+absl::StatusOr<Components> BuildComponents(const Recipe& recipe,
+                                           const FieldLocations* locations = nullptr);
 
 // Builds (loads) one dataset split.
 absl::StatusOr<std::shared_ptr<const datasets::Dataset>> BuildDataset(

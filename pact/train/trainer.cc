@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 
@@ -38,8 +39,8 @@ struct StepSums {
 
 class TrainerImpl : public Trainer {
  public:
-  TrainerImpl(Recipe recipe, TrainerOptions options)
-      : recipe_(std::move(recipe)), options_(std::move(options)) {}
+  TrainerImpl(const ValidatedRecipe& recipe, TrainerOptions options)
+      : recipe_(recipe.proto()), locations_(recipe.locations()), options_(std::move(options)) {}
 
   absl::Status Init();
   absl::StatusOr<RunOutcome> Run() override;
@@ -64,6 +65,7 @@ class TrainerImpl : public Trainer {
   std::string ResumeHint() const;
 
   Recipe recipe_;
+  FieldLocations locations_;
   TrainerOptions options_;
   Components c_;
   std::unique_ptr<datasets::DataLoader> train_loader_;
@@ -88,7 +90,7 @@ absl::Status TrainerImpl::Init() {
   }
   tty_ = peers.is_writer() && isatty(STDERR_FILENO) == 1;
   at::set_num_threads(ResolveThreads(recipe_.train().threads()));
-  PACT_ASSIGN_OR_RETURN(c_, BuildComponents(recipe_));
+  PACT_ASSIGN_OR_RETURN(c_, BuildComponents(recipe_, &locations_));
   // Rank 0's initial parameters and buffers everywhere, then gradient averaging in TrainStep.
   PACT_RETURN_IF_ERROR(options_.collectives->AttachModel(c_.model));
   c_.after_backward = [collectives = options_.collectives.get()] {
@@ -251,13 +253,12 @@ absl::StatusOr<bool> TrainerImpl::TrainEpoch(int epoch, EpochMetrics* m) {
   const double earlier_seconds = progress_.partial_seconds();
   const auto seconds = [&] { return earlier_seconds + absl::ToDoubleSeconds(absl::Now() - start); };
   ProgressReporter progress(tty_, recipe_.train().log_every_steps());
-  train_loader_->StartEpoch(epoch);
   const int64_t steps = train_loader_->num_batches();
+  // A mid-epoch resume starts at the checkpoint's batch: batches depend only on (seed, epoch,
+  // index), so the skipped ones need not be decoded.
+  int64_t step = std::min(progress_.step_in_epoch(), steps);
+  train_loader_->StartEpoch(epoch, step);
   datasets::Batch batch;
-  int64_t step = 0;
-  // A mid-epoch resume replays the loader to where the checkpoint was taken.
-  for (; step < progress_.step_in_epoch() && train_loader_->Next(&batch); ++step) {
-  }
   absl::Duration waited;  // for batches, by the steps of this invocation
   int64_t waited_steps = 0;
   for (absl::Time asked = absl::Now(); train_loader_->Next(&batch); asked = absl::Now()) {
@@ -380,13 +381,13 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const ValidatedRecipe& 
                                                          const TrainerOptions& options) {
   TrainerOptions resolved = options;
   if (resolved.collectives == nullptr) resolved.collectives = dist::LocalCollectives();
-  auto trainer = std::make_unique<TrainerImpl>(recipe.proto(), std::move(resolved));
+  auto trainer = std::make_unique<TrainerImpl>(recipe, std::move(resolved));
   PACT_RETURN_IF_ERROR(trainer->Init());
   return std::unique_ptr<Trainer>(std::move(trainer));
 }
 
 absl::StatusOr<std::string> DryRun(const ValidatedRecipe& recipe) {
-  PACT_ASSIGN_OR_RETURN(Components c, BuildComponents(*recipe));
+  PACT_ASSIGN_OR_RETURN(Components c, BuildComponents(*recipe, &recipe.locations()));
   for (const auto* data : {&recipe->train_data(), &recipe->eval_data()}) {
     PACT_RETURN_IF_ERROR(datasets::GetDatasetRegistry().CheckName(SelectedName(*data)));
   }
