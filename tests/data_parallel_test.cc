@@ -109,14 +109,15 @@ constexpr char kRecipe[] = R"pb(
   train { epochs: 2 batch_size: 32 eval_batch_size: 16 threads: 1 }
 )pb";
 
-// The same with 4-bit PACT activations and 4-bit DoReFa weights.
-std::string QuantizedRecipe() {
+// The same with 4-bit PACT activations (`pact_options` added to them) and 4-bit DoReFa
+// weights.
+std::string QuantizedRecipe(const std::string& pact_options = "") {
   std::string text = kRecipe;
   const std::string from =
       "activation { pact { bits: 0 alpha_init: 1.5 } }\n    weight { none {} }";
-  text.replace(
-      text.find(from), from.size(),
-      "activation { pact { bits: 4 alpha_init: 1.5 } }\n    weight { dorefa { bits: 4 } }");
+  text.replace(text.find(from), from.size(),
+               absl::StrCat("activation { pact { bits: 4 alpha_init: 1.5 ", pact_options,
+                            " } }\n    weight { dorefa { bits: 4 } }"));
   return text;
 }
 
@@ -305,11 +306,15 @@ TEST_P(GradientAveragingTest, TwoProcessesMatchOneProcessOnTheGlobalBatch) {
 INSTANTIATE_TEST_SUITE_P(BucketSizes, GradientAveragingTest,
                          ::testing::Values(kDefaultBucketBytes, int64_t{256}));
 
-TEST(DataParallelTest, QuantizedWeightsAndAlphasStayIdenticalOnEveryRank) {
+class RankAgreementTest : public ::testing::TestWithParam<std::string> {};
+
+// Also with alphas that each rank initializes from its own shard of the first batch
+// (alpha_init_percentile): DataParallel gives every rank rank 0's values after the first step.
+TEST_P(RankAgreementTest, QuantizedWeightsAndAlphasStayIdenticalOnEveryRank) {
   const std::string dir = ::pact::testing::TestTempDir("quantized");
   PACT_ASSERT_OK_AND_ASSIGN(Workers workers,
                             Workers::Start("steps", 2,
-                                           {{"PACT_TEST_RECIPE", QuantizedRecipe()},
+                                           {{"PACT_TEST_RECIPE", QuantizedRecipe(GetParam())},
                                             {"PACT_TEST_DIR", dir},
                                             {"PACT_TEST_STEPS", "12"},
                                             {"PACT_TEST_BUCKET_BYTES", "4096"}},
@@ -328,6 +333,12 @@ TEST(DataParallelTest, QuantizedWeightsAndAlphasStayIdenticalOnEveryRank) {
   }
   EXPECT_EQ(alphas, 2);
 }
+
+INSTANTIATE_TEST_SUITE_P(AlphaInit, RankAgreementTest,
+                         ::testing::Values("", "alpha_init_percentile: 99"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param.empty() ? "AlphaInit" : "Percentile";
+                         });
 
 struct Row {
   double train_loss, train_top1, eval_loss, eval_top1, eval_top5;

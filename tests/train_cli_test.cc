@@ -310,6 +310,131 @@ TEST(TrainCliTest, AFolderHoldingARunIsNeverClobbered) {
   EXPECT_EQ(event_files, 2) << "each invocation writes its own event file";
 }
 
+// The run's train.log.* file under `dir`, concatenated.
+std::string RunLogs(const std::string& dir) {
+  std::string text;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().filename().string().rfind("train.log.", 0) != 0) continue;
+    std::ifstream log(entry.path());
+    text.append(std::istreambuf_iterator<char>(log), std::istreambuf_iterator<char>());
+  }
+  return text;
+}
+
+TEST(TrainCliTest, EvaluateRepeatsTheRunsEvaluationOfItsCheckpointAndWritesNothing) {
+  const std::string dir = Tmp("evaluate");
+  const std::string recipe = WriteSyntheticRecipe(dir, 1);
+  const Result trained = RunTrain({"--recipe=" + recipe, "--output-dir=" + dir + "/run"}, dir);
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const auto before = Listing(dir + "/run");
+  for (const char* flag : {"--evaluate", "--test-only"}) {
+    const Result r = RunTrain({"--recipe=" + recipe, "--resume=" + dir + "/run", flag}, dir);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    // The last line: "eval loss <x> top1 <y>% top5 <z>%", as the training run's epoch line.
+    const std::vector<std::string> lines = absl::StrSplit(r.output, '\n', absl::SkipEmpty());
+    ASSERT_FALSE(lines.empty());
+    EXPECT_THAT(lines.back(), ::testing::StartsWith("eval loss "));
+    EXPECT_THAT(trained.output, HasSubstr("| " + lines.back() + " |")) << r.output;
+    EXPECT_THAT(r.output, HasSubstr("eval 1/1 loss"));  // the progress line
+    EXPECT_EQ(Listing(dir + "/run"), before) << "evaluation may not write into the run";
+  }
+  // From a state dict (--init-from) too; a second source or none is an error.
+  const Result from_state_dict =
+      RunTrain({"--recipe=" + recipe, "--init-from=" + dir + "/run/checkpoints/last_state_dict.pt",
+                "--evaluate"},
+               dir);
+  ASSERT_EQ(from_state_dict.exit_code, 0) << from_state_dict.output;
+  EXPECT_THAT(trained.output,
+              HasSubstr("| " +
+                        std::vector<std::string>(
+                            absl::StrSplit(from_state_dict.output, '\n', absl::SkipEmpty()))
+                            .back() +
+                        " |"));
+  Result r = RunTrain({"--recipe=" + recipe, "--evaluate"}, dir);
+  ExpectOneCleanErrorLine(r);
+  EXPECT_THAT(r.output, HasSubstr("--evaluate needs the model to evaluate: --resume="));
+  r = RunTrain({"--recipe=" + recipe, "--init-from=" + dir + "/run", "--resume=" + dir + "/run",
+                "--output-dir=" + dir + "/run"},
+               dir);
+  ExpectOneCleanErrorLine(r);
+  EXPECT_THAT(r.output, HasSubstr("give one of them"));
+}
+
+TEST(TrainCliTest, InitFromStartsANewRunFromAnotherRunsWeights) {
+  const std::string dir = Tmp("init_from");
+  const std::string recipe = WriteSyntheticRecipe(dir, 1);
+  const Result source = RunTrain({"--recipe=" + recipe, "--output-dir=" + dir + "/fp",
+                                  "--recipe_overrides=quantization { activation { relu {} } "
+                                  "weight { none {} } }"},
+                                 dir);
+  ASSERT_EQ(source.exit_code, 0) << source.output;
+  const Result tuned = RunTrain(
+      {"--recipe=" + recipe, "--output-dir=" + dir + "/w4a4", "--init-from=" + dir + "/fp"}, dir);
+  ASSERT_EQ(tuned.exit_code, 0) << tuned.output;
+  EXPECT_THAT(tuned.output,
+              HasSubstr("initialized the model from " + dir + "/fp/checkpoints/last.pt: loaded"));
+  EXPECT_THAT(tuned.output, HasSubstr("3 missing, 0 unexpected; epoch 0 with a fresh optimizer"));
+  EXPECT_THAT(tuned.output, HasSubstr("act1.alpha, act2.alpha, act3.alpha"));
+  EXPECT_THAT(tuned.output, HasSubstr("epoch 1/1 step 1/64"));
+  const Result bad =
+      RunTrain({"--recipe=" + recipe, "--output-dir=" + dir + "/bad", "--init-from=" + dir + "/fp",
+                "--recipe_overrides=model { fashion_convnet { hidden: 32 } }"},
+               dir);
+  ExpectOneCleanErrorLine(bad);
+  EXPECT_THAT(bad.output, HasSubstr("--init-from: " + dir +
+                                    "/fp/checkpoints/last.pt: 6 tensors "
+                                    "of another shape"));
+  EXPECT_THAT(bad.output, HasSubstr("fc1.weight is [128, 1568] there but [32, 1568]"));
+}
+
+// As RunTrain, with stderr on a pseudo-terminal (stdout still a pipe, read after exit).
+Result RunTrainOnTerminal(const std::vector<std::string>& args, const std::string& cwd) {
+  const int master = posix_openpt(O_RDWR | O_NOCTTY);
+  EXPECT_GE(master, 0);
+  EXPECT_EQ(grantpt(master), 0);
+  EXPECT_EQ(unlockpt(master), 0);
+  const std::string slave_name = ptsname(master);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int slave = open(slave_name.c_str(), O_RDWR);
+    if (slave < 0) _exit(127);
+    dup2(slave, STDERR_FILENO);
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(null, STDOUT_FILENO);
+    if (chdir(cwd.c_str()) != 0) _exit(127);
+    std::vector<std::string> argv_strings = {Runfiles("tools/train")};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& s : argv_strings) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  Result result;
+  char buffer[4096];
+  for (ssize_t n; (n = read(master, buffer, sizeof(buffer))) > 0;) result.output.append(buffer, n);
+  close(master);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+TEST(TrainCliTest, OnATerminalTheBarIsDrawnAndTheStepLinesStillReachTheLogFile) {
+  const std::string dir = Tmp("terminal");
+  const std::string recipe = WriteSyntheticRecipe(dir, 1);
+  const Result r = RunTrainOnTerminal(
+      {"--recipe=" + recipe, "--output-dir=" + dir + "/run", "--print-freq=16"}, dir);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("\r["));  // the bar, redrawn in place
+  const std::string log = RunLogs(dir + "/run");
+  for (int step : {16, 32, 48, 64}) {
+    EXPECT_THAT(log, HasSubstr(absl::StrCat("progress] epoch 1/1 step ", step, "/64 loss")));
+  }
+  EXPECT_THAT(log, Not(HasSubstr("step 15/64"))) << "every --print-freq steps only";
+  EXPECT_THAT(log, Not(HasSubstr("\r")));
+}
+
 TEST(TrainCliTest, SigtermCheckpointsAndResumeFinishes) {
   const std::string dir = Tmp("sigterm");
   const std::string recipe = WriteSyntheticRecipe(dir, 50);

@@ -283,8 +283,11 @@ std::string OutputDir(const std::string& flag, const Recipe& recipe) {
 }
 
 std::vector<std::string> NormalizeFlagNames(const std::vector<std::string>& args) {
-  static const auto* aliases = new std::map<std::string, std::string>{
-      {"b", "batch_size"}, {"j", "workers"}, {"h", "help"}, {"wd", "weight_decay"}};
+  static const auto* aliases = new std::map<std::string, std::string>{{"b", "batch_size"},
+                                                                      {"j", "workers"},
+                                                                      {"h", "help"},
+                                                                      {"wd", "weight_decay"},
+                                                                      {"test_only", "evaluate"}};
   std::vector<std::string> out;
   out.reserve(args.size());
   bool after_double_dash = false;

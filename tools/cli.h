@@ -67,8 +67,8 @@ absl::StatusOr<ValidatedRecipe> ResolveRecipe(const CommandLine& command_line,
 
 // Rewrites "--output-dir=x" as "--output_dir=x" (the seed spells flags with dashes) and the
 // short or alternative spellings torchvision's reference scripts use: "-b" = --batch_size,
-// "-j" = --workers, "--wd" = --weight_decay, "-h" = --help. Values and non-flag arguments are
-// left alone.
+// "-j" = --workers, "--wd" = --weight_decay, "--test-only" = --evaluate, "-h" = --help. Values and
+// non-flag arguments are left alone.
 std::vector<std::string> NormalizeFlagNames(const std::vector<std::string>& args);
 
 }  // namespace pact::tools

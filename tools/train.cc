@@ -13,7 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "datasets/dataset.h"
 #include "gflags/gflags.h"
@@ -41,6 +44,13 @@ DEFINE_bool(dry_run, false,
             "Parse, validate and build every component, print the recipe and the per-layer "
             "model summary, and exit.");
 DEFINE_string(resume, "", "Checkpoint file or output folder to continue from.");
+DEFINE_string(init_from, "",
+              "Fine-tune: start a new run (epoch 0, fresh optimizer) from the tensors of this "
+              "*_state_dict.pt, checkpoint (last.pt, best.pt) or run folder that the model has "
+              "by name, e.g. a full-precision run's weights for quantization-aware training.");
+DEFINE_bool(evaluate, false,
+            "Evaluate the model of --resume or --init-from on the eval set once, print loss, "
+            "top-1 and top-5, and exit (also --test-only). Writes nothing.");
 DEFINE_bool(overwrite, false,
             "Start over in an output folder that already holds a run (removes its checkpoints, "
             "rewrites its metrics). Without it such a folder needs --resume.");
@@ -254,18 +264,58 @@ void ConfigureRunLog(const std::string& output_dir) {
   google::SetLogSymlink(google::GLOG_INFO, "");
 }
 
+// Appends `line` to the run's log file only (glog's INFO file, in glog's line format), not to
+// stderr: on a terminal the trainer draws it there as a bar already.
+void LogToFileOnly(const std::string& line) {
+  const absl::Time now = absl::Now();
+  const std::string text =
+      absl::StrCat(absl::FormatTime("I%m%d %H:%M:%E6S ", now, absl::LocalTimeZone()),
+                   static_cast<int64_t>(getpid()), " progress] ", line, "\n");
+  google::base::GetLogger(google::GLOG_INFO)
+      ->Write(/*force_flush=*/false, absl::ToTimeT(now), text.data(), text.size());
+}
+
+// --evaluate: the model of --resume or --init-from, evaluated once; nothing is written.
+int Evaluate(const pact::ValidatedRecipe& recipe,
+             std::shared_ptr<pact::dist::Collectives> collectives) {
+  if (FLAGS_resume.empty() == FLAGS_init_from.empty()) {
+    return Fail(absl::InvalidArgumentError(
+        "--evaluate needs the model to evaluate: --resume=<run folder or checkpoint> or "
+        "--init-from=<state dict, checkpoint or run folder> (one of them)"));
+  }
+  pact::train::TrainerOptions options;
+  options.resume = FLAGS_resume;
+  options.init_from = FLAGS_init_from;
+  options.evaluate_only = true;
+  options.collectives = collectives;
+  auto trainer = pact::train::Trainer::Create(recipe, options);
+  if (!trainer.ok()) return Fail(trainer.status());
+  absl::StatusOr<pact::train::EpochMetrics> m = (*trainer)->Evaluate();
+  if (!m.ok()) return Fail(m.status());
+  if (collectives->is_writer()) {
+    std::cout << absl::StrFormat("eval loss %.4f top1 %.2f%% top5 %.2f%%", m->eval_loss(),
+                                 m->eval_top1(), m->eval_top5())
+              << std::endl;
+  }
+  return 0;
+}
+
 int Train(const pact::ValidatedRecipe& recipe,
           std::shared_ptr<pact::dist::Collectives> collectives) {
   pact::train::TrainerOptions options;
   options.output_dir = pact::tools::OutputDir(FLAGS_output_dir, *recipe);
   options.resume = FLAGS_resume;
+  options.init_from = FLAGS_init_from;
   options.overwrite = FLAGS_overwrite;
   options.collectives = collectives;
   // Refuse before the log file or anything else lands in a folder holding another run.
   const absl::Status folder =
       pact::train::CheckRunFolder(options.output_dir, options.resume, options.overwrite);
   if (!folder.ok()) return Fail(folder);
-  if (collectives->is_writer()) ConfigureRunLog(options.output_dir);
+  if (collectives->is_writer()) {
+    ConfigureRunLog(options.output_dir);
+    options.log_to_file = LogToFileOnly;
+  }
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   auto trainer = pact::train::Trainer::Create(recipe, options);
@@ -304,5 +354,6 @@ int main(int argc, char** argv) {
   }
   absl::StatusOr<std::shared_ptr<pact::dist::Collectives>> collectives = JoinJob(*env, **recipe);
   if (!collectives.ok()) return Fail(collectives.status());
+  if (FLAGS_evaluate) return Evaluate(*recipe, *std::move(collectives));
   return Train(*recipe, *std::move(collectives));
 }

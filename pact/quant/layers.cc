@@ -5,6 +5,7 @@
 #include <ATen/ops/mkldnn_linear_backward_weights.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <ostream>
@@ -177,9 +178,33 @@ void QuantLinearImpl::pretty_print(std::ostream& stream) const {
 }
 
 PactActivation::PactActivation(int bits, double alpha_init, double alpha_min,
-                               std::shared_ptr<const QuantControl> control)
-    : bits_(bits), alpha_min_(alpha_min), control_(std::move(control)) {
+                               std::shared_ptr<const QuantControl> control, double init_percentile)
+    : bits_(bits),
+      alpha_min_(alpha_min),
+      init_percentile_(init_percentile),
+      control_(std::move(control)) {
   alpha = register_parameter("alpha", torch::full({1}, alpha_init));
+  if (init_percentile_ > 0)
+    alpha_initialized = register_buffer("alpha_initialized", torch::zeros({1}));
+}
+
+bool PactActivation::NeedsDataInit() const {
+  return alpha_initialized.defined() && is_training() && alpha_initialized.item<float>() == 0.0f;
+}
+
+void PactActivation::InitAlphaFromData(const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor flat = x.detach().reshape({-1}).to(torch::kFloat);
+  const int64_t n = flat.numel();
+  if (n == 0) return;
+  // The k-th smallest value, k = ceil(p% of n): kthvalue, unlike quantile, has no size limit.
+  const int64_t k = std::clamp<int64_t>(
+      static_cast<int64_t>(std::ceil(init_percentile_ / 100.0 * static_cast<double>(n))), 1, n);
+  const double value = std::get<0>(flat.cpu().kthvalue(k)).item<double>();
+  alpha.fill_(value >= alpha_min_ ? value : alpha_min_);  // NaN takes alpha_min too
+  alpha_initialized.fill_(1.0f);
+  VLOG(1) << "PACT alpha set from the first batch: " << init_percentile_ << "th percentile "
+          << value << " of " << n << " values";
 }
 
 int PactActivation::EffectiveBitsAndCheckAlpha() {
@@ -193,6 +218,7 @@ int PactActivation::EffectiveBitsAndCheckAlpha() {
 }
 
 torch::Tensor PactActivation::forward(const torch::Tensor& x) {
+  if (NeedsDataInit()) InitAlphaFromData(x);
   const int bits = EffectiveBitsAndCheckAlpha();
   torch::Tensor y = Pact(x, alpha, bits, alpha_min_);
   last_output_shape_ = y.sizes().vec();
@@ -202,6 +228,11 @@ torch::Tensor PactActivation::forward(const torch::Tensor& x) {
 torch::Tensor PactActivation::ForwardBatchNorm(torch::nn::BatchNorm2dImpl& bn,
                                                const torch::Tensor& x,
                                                const torch::Tensor& residual) {
+  if (NeedsDataInit()) {
+    // The fused op never materializes bn(x) + residual, which the percentile needs: compose
+    // this once.
+    return ActivationModule::ForwardBatchNorm(bn, x, residual);
+  }
   FusedActivation act;
   act.kind = FusedActivation::Kind::kPact;
   act.bits = EffectiveBitsAndCheckAlpha();
@@ -213,7 +244,9 @@ torch::Tensor PactActivation::ForwardBatchNorm(torch::nn::BatchNorm2dImpl& bn,
 }
 
 void PactActivation::pretty_print(std::ostream& stream) const {
-  stream << "PactActivation(bits=" << bits_ << ", alpha_min=" << alpha_min_ << ")";
+  stream << "PactActivation(bits=" << bits_ << ", alpha_min=" << alpha_min_;
+  if (init_percentile_ > 0) stream << ", alpha_init_percentile=" << init_percentile_;
+  stream << ")";
 }
 
 torch::Tensor ReluActivation::forward(const torch::Tensor& x) {

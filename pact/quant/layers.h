@@ -81,9 +81,13 @@ TORCH_MODULE(QuantLinear);
 class PactActivation : public ActivationModule {
  public:
   // bits in [0, 16], 0 = clipping only. alpha_min: positivity guard, 0 < alpha_min <=
-  // alpha_init. Unchecked here: the "pact" quantizer's validator checks recipe values.
+  // alpha_init. init_percentile in (0, 100]: alpha starts, on the first forward in training
+  // mode, at that percentile of its input (at least alpha_min); the buffer
+  // "alpha_initialized" records that it did (so a checkpoint or --init-from that provides
+  // alpha keeps it). 0: alpha_init, no buffer. Unchecked here: the "pact" quantizer's
+  // validator checks recipe values.
   PactActivation(int bits, double alpha_init, double alpha_min,
-                 std::shared_ptr<const QuantControl> control);
+                 std::shared_ptr<const QuantControl> control, double init_percentile = 0.0);
   torch::Tensor forward(const torch::Tensor& x) override;
   torch::Tensor ForwardBatchNorm(torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& x,
                                  const torch::Tensor& residual = {}) override;
@@ -95,14 +99,19 @@ class PactActivation : public ActivationModule {
   torch::Tensor clip_level() const override { return alpha; }
 
   torch::Tensor alpha;
+  torch::Tensor alpha_initialized;  // 1 once set from data; undefined without init_percentile
 
  private:
   // The bits in effect (0 while the QuantControl holds quantization off); counts and logs
   // forwards that find alpha below alpha_min.
   int EffectiveBitsAndCheckAlpha();
+  // Whether this forward must set alpha from its input first.
+  bool NeedsDataInit() const;
+  void InitAlphaFromData(const torch::Tensor& x);
 
   int bits_;
   double alpha_min_;
+  double init_percentile_;
   std::shared_ptr<const QuantControl> control_;
   int64_t guard_hits_ = 0;
 };

@@ -181,6 +181,44 @@ TEST(PactActivationTest, GuardClampsAlphaCountsHitsAndKeepsTheGradient) {
   EXPECT_EQ(activation.guard_hits(), 2);
 }
 
+TEST(PactActivationTest, PercentileInitSetsAlphaOnTheFirstTrainingForwardOnly) {
+  const auto control = std::make_shared<QuantControl>();
+  PactActivation act(4, /*alpha_init=*/10.0, /*alpha_min=*/0.5, control, /*percentile=*/50.0);
+  EXPECT_EQ(act.alpha_initialized.item<float>(), 0.0f);
+  const torch::Tensor x = torch::arange(1.0, 101.0).reshape({4, 25});  // 1 .. 100
+  act.eval();
+  act.forward(x);  // evaluation never initializes
+  EXPECT_EQ(act.alpha.item<float>(), 10.0f);
+  act.train();
+  act.forward(x);
+  EXPECT_EQ(act.alpha.item<float>(), 50.0f);  // the 50th of 100 values
+  EXPECT_EQ(act.alpha_initialized.item<float>(), 1.0f);
+  act.forward(x * 3);  // once only
+  EXPECT_EQ(act.alpha.item<float>(), 50.0f);
+  // A percentile below alpha_min takes alpha_min.
+  PactActivation low(4, 10.0, 0.5, control, 50.0);
+  low.forward(torch::zeros({10}));
+  EXPECT_EQ(low.alpha.item<float>(), 0.5f);
+  // Without a percentile there is no buffer, so checkpoints are as before.
+  PactActivation plain(4, 10.0, 0.5, control);
+  EXPECT_TRUE(plain.buffers().empty());
+}
+
+TEST(PactActivationTest, PercentileInitSeesTheBatchNormOutputOnTheFusedPath) {
+  const auto control = std::make_shared<QuantControl>();
+  torch::manual_seed(1);
+  torch::nn::BatchNorm2d bn(3);
+  const torch::Tensor x = torch::randn({8, 3, 5, 5}) * 4 + 2;
+  PactActivation act(4, 10.0, 1e-3, control, 100.0);
+  const torch::Tensor y = act.ForwardBatchNorm(*bn, x);
+  // The 100th percentile is the largest normalized value, so nothing is clipped.
+  torch::nn::BatchNorm2d reference(3);
+  const torch::Tensor z = reference->forward(x);
+  EXPECT_NEAR(act.alpha.item<float>(), z.max().item<float>(), 1e-5);
+  EXPECT_TRUE(torch::equal(bn->running_mean, reference->running_mean));  // updated once
+  EXPECT_EQ(y.sizes(), x.sizes());
+}
+
 TEST(PactActivationTest, CollectAlphasFindsEveryPactLayer) {
   torch::nn::Sequential net;
   const LayerBuilder builder = PactDorefaBuilder(false);

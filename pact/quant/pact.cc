@@ -20,7 +20,8 @@ class PactQuantizer : public ActivationQuantizer {
   std::shared_ptr<ActivationModule> Create(
       bool quantize, std::shared_ptr<const QuantControl> control) const override {
     return std::make_shared<PactActivation>(quantize ? options_.bits() : 0, options_.alpha_init(),
-                                            options_.alpha_min(), std::move(control));
+                                            options_.alpha_min(), std::move(control),
+                                            options_.alpha_init_percentile());
   }
 
  private:
@@ -34,6 +35,10 @@ void ValidatePact(const PactOptions& p, Violations& v) {
   v.Check(p.alpha_min() > 0, "alpha_min", "must be > 0", p.alpha_min());
   v.Check(p.alpha_min() <= p.alpha_init(), "alpha_min",
           absl::StrCat("must be <= alpha_init (", p.alpha_init(), ")"), p.alpha_min());
+  if (p.has_alpha_init_percentile()) {
+    v.Check(p.alpha_init_percentile() > 0 && p.alpha_init_percentile() <= 100,
+            "alpha_init_percentile", "must be in (0, 100]", p.alpha_init_percentile());
+  }
 }
 
 absl::StatusOr<std::shared_ptr<const ActivationQuantizer>> BuildPact(const PactOptions& options,

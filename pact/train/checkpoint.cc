@@ -4,15 +4,27 @@
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
+#include <map>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "google/protobuf/text_format.h"
 #include "pact/core/file.h"
 #include "pact/core/status_macros.h"
 #include "pact/core/text_proto.h"
 #include "pact/core/torch_status.h"
+#include "pact/train/pickled_state_dict.h"
 
 namespace pact::train {
 namespace {
+
+std::string ShapeString(torch::IntArrayRef sizes) {
+  return absl::StrCat("[", absl::StrJoin(sizes, ", "), "]");
+}
 
 // Format 1's loose values, read into the message (LibTorch throws on a missing key).
 void ReadFormat1Progress(torch::serialize::InputArchive& archive, TrainingProgress* p) {
@@ -54,6 +66,37 @@ void ReadModel(torch::serialize::InputArchive& archive, torch::nn::Module& model
                 saved.sizes(), " in the checkpoint but ", item.value().sizes(), " in the model");
     item.value().copy_(saved);
   }
+}
+
+// The tensors of a checkpoint's model ("model.<name>" entries) or of a pickled state dict
+// (ours or Python's torch.save), by name. Throws (c10::Error) when the file is neither.
+std::map<std::string, torch::Tensor> ReadNamedTensors(const std::string& path) {
+  std::map<std::string, torch::Tensor> tensors;
+  bool is_checkpoint = false;
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path);
+    c10::IValue version;
+    is_checkpoint = archive.try_read("meta.format_version", version);
+  } catch (const c10::Error&) {
+    is_checkpoint = false;  // not a LibTorch archive: a pickled dict, below
+  }
+  if (is_checkpoint) {
+    static constexpr absl::string_view kModel = "model.";
+    for (const std::string& key : archive.keys()) {
+      if (!absl::StartsWith(key, kModel)) continue;
+      torch::Tensor tensor;
+      if (!archive.try_read(key, tensor) && !archive.try_read(key, tensor, /*is_buffer=*/true)) {
+        continue;
+      }
+      tensors[key.substr(kModel.size())] = tensor;
+    }
+    return tensors;
+  }
+  absl::StatusOr<std::map<std::string, torch::Tensor>> dict = ReadPickledStateDict(path);
+  TORCH_CHECK(dict.ok(), std::string(dict.status().message()));
+  tensors = *std::move(dict);
+  return tensors;
 }
 
 }  // namespace
@@ -156,6 +199,62 @@ absl::Status SaveStateDict(const std::string& path, torch::nn::Module& model) {
                           return torch::pickle_save(c10::IValue(dict));
                         }));
   return WriteFileAtomically(path, absl::string_view(bytes.data(), bytes.size()));
+}
+
+}  // namespace pact::train
+
+namespace pact::train {
+
+absl::StatusOr<InitReport> LoadMatchingTensors(const std::string& path, torch::nn::Module& model) {
+  InitReport report;
+  report.source = IsDirectory(path) ? JoinPath(path, "checkpoints/last.pt") : path;
+  if (!PathExists(report.source)) {
+    return absl::NotFoundError(absl::StrCat(
+        report.source, " does not exist",
+        IsDirectory(path) ? " (a run folder is read through its checkpoints/last.pt)" : ""));
+  }
+  std::map<std::string, torch::Tensor> source;
+  const absl::Status read = TorchCall("reading", [&] { source = ReadNamedTensors(report.source); });
+  if (!read.ok()) {
+    return absl::DataLossError(
+        absl::StrCat(report.source, " is not a checkpoint or a state dict: ", read.message()));
+  }
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;  // (model tensor, source)
+  std::vector<std::string> mismatches;
+  std::set<std::string> seen;
+  const auto match = [&](const std::string& name, const torch::Tensor& target) {
+    seen.insert(name);
+    auto it = source.find(name);
+    if (it == source.end()) {
+      report.missing.push_back(name);
+      return;
+    }
+    if (it->second.sizes() != target.sizes()) {
+      mismatches.push_back(absl::StrCat(name, " is ", ShapeString(it->second.sizes()),
+                                        " there but ", ShapeString(target.sizes()),
+                                        " in this model"));
+      return;
+    }
+    copies.emplace_back(target, it->second);
+    report.loaded.push_back(name);
+  };
+  for (const auto& item : model.named_parameters(/*recurse=*/true)) match(item.key(), item.value());
+  for (const auto& item : model.named_buffers(/*recurse=*/true)) match(item.key(), item.value());
+  if (!mismatches.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(report.source, ": ", mismatches.size(),
+                                                   " tensor", mismatches.size() == 1 ? "" : "s",
+                                                   " of another shape (the recipe builds "
+                                                   "another architecture?): ",
+                                                   absl::StrJoin(mismatches, "; ")));
+  }
+  for (const auto& [name, tensor] : source) {
+    if (seen.count(name) == 0) report.unexpected.push_back(name);
+  }
+  PACT_RETURN_IF_ERROR(TorchCall("copying the tensors", [&] {
+    torch::NoGradGuard no_grad;
+    for (auto& [target, value] : copies) target.copy_(value);
+  }));
+  return report;
 }
 
 }  // namespace pact::train

@@ -10,8 +10,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "pact/train/run_state.pb.h"
 
 namespace pact::train {
@@ -35,6 +37,22 @@ absl::Status LoadCheckpoint(const std::string& path, torch::nn::Module& model,
 
 // Parameters and buffers as a pickled dict (what Python's torch.load reads as a state_dict).
 absl::Status SaveStateDict(const std::string& path, torch::nn::Module& model);
+
+// What LoadMatchingTensors did, by tensor name (module paths, "layer1.0.conv1.weight").
+struct InitReport {
+  std::string source;  // the file read
+  std::vector<std::string> loaded;
+  std::vector<std::string> missing;     // in the model, not in the file: kept as initialized
+  std::vector<std::string> unexpected;  // in the file, not in the model: ignored
+};
+
+// Initializes `model` from the tensors of `path` that it has by name (fine-tuning, e.g. a
+// quantized model from a full-precision run): a `*_state_dict.pt` (or Python's
+// torch.save(model.state_dict())), a checkpoint (`last.pt`, `best.pt`), or a run folder (its
+// checkpoints/last.pt). Only tensors move: no optimizer state, no progress. NotFound for a
+// missing file; InvalidArgument naming every tensor whose shape differs (then nothing is
+// copied); DataLoss for a file that is neither format.
+absl::StatusOr<InitReport> LoadMatchingTensors(const std::string& path, torch::nn::Module& model);
 
 }  // namespace pact::train
 

@@ -43,6 +43,7 @@ void ProgressReporter::Update(const std::string& line, int64_t step, int64_t ste
                FormatProgressBar(line, step, steps, TerminalColumns()).c_str());
   std::fflush(stderr);
   drawn_ = true;
+  if (log_to_file_ && step % log_every_ == 0) log_to_file_(line);
 }
 
 void ProgressReporter::Finish() {

@@ -4,7 +4,9 @@
 #define PACT_TRAIN_PROGRESS_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 
 #include "absl/strings/string_view.h"
 
@@ -16,8 +18,11 @@ std::string FormatProgressBar(absl::string_view line, int64_t step, int64_t step
 
 class ProgressReporter {
  public:
-  // `tty`: draw the bar on stderr; `log_every` > 0.
-  ProgressReporter(bool tty, int log_every) : tty_(tty), log_every_(log_every) {}
+  // `tty`: draw the bar on stderr; `log_every` > 0. `log_to_file` (may be empty): where a
+  // terminal's lines also go every `log_every` steps, so the run's log file keeps them.
+  ProgressReporter(bool tty, int log_every,
+                   std::function<void(const std::string&)> log_to_file = nullptr)
+      : tty_(tty), log_every_(log_every), log_to_file_(std::move(log_to_file)) {}
   // Finish()es, so every way out of an epoch leaves the terminal clean.
   ~ProgressReporter() { Finish(); }
   ProgressReporter(const ProgressReporter&) = delete;
@@ -30,6 +35,7 @@ class ProgressReporter {
  private:
   const bool tty_;
   const int log_every_;
+  const std::function<void(const std::string&)> log_to_file_;
   bool drawn_ = false;
 };
 

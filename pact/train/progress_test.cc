@@ -1,6 +1,7 @@
 #include "pact/train/progress.h"
 
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -25,6 +26,22 @@ TEST(FormatProgressBarTest, FitsTheWindowLeavingTheLastColumnFree) {
   // ...and goes when it would be narrower than 8; then the line is cut.
   EXPECT_EQ(FormatProgressBar(line, 4, 4, 61), line);
   EXPECT_EQ(FormatProgressBar(line, 4, 4, 30), std::string(29, 'a'));
+}
+
+TEST(ProgressReporterTest, OnATerminalLinesAlsoGoToTheLogFileEveryLogEverySteps) {
+  std::vector<std::string> logged;
+  {
+    ProgressReporter progress(/*tty=*/true, /*log_every=*/3,
+                              [&](const std::string& line) { logged.push_back(line); });
+    for (int step = 1; step <= 7; ++step) progress.Update("step " + std::to_string(step), step, 7);
+  }
+  EXPECT_EQ(logged, (std::vector<std::string>{"step 3", "step 6"}));
+  // Without a terminal the log line is the only output; the hook is not needed.
+  logged.clear();
+  ProgressReporter plain(/*tty=*/false, 3,
+                         [&](const std::string& line) { logged.push_back(line); });
+  plain.Update("step 3", 3, 7);
+  EXPECT_TRUE(logged.empty());
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "datasets/loader.h"
@@ -44,11 +45,13 @@ class TrainerImpl : public Trainer {
 
   absl::Status Init();
   absl::StatusOr<RunOutcome> Run() override;
+  absl::StatusOr<EpochMetrics> Evaluate() override;
   const std::vector<EpochMetrics>& history() const override { return history_; }
 
  private:
   absl::Status LoadData();
   absl::Status Resume();
+  absl::Status InitFrom();
   // Quantization on or off and the LR of `epoch`; the metrics row to fill.
   EpochMetrics BeginEpoch(int epoch);
   // The epoch's training steps (from progress_.step_in_epoch); true when it stopped midway
@@ -57,7 +60,7 @@ class TrainerImpl : public Trainer {
   absl::StatusOr<StepSums> Step(int epoch, int64_t step, const datasets::Batch& batch);
   // Evaluation, outputs and checkpoints of a complete epoch; true when the run stops here.
   absl::StatusOr<bool> EndEpoch(int epoch, EpochMetrics m);
-  absl::Status Evaluate(EpochMetrics* m);
+  absl::Status EvaluateInto(EpochMetrics* m);
   absl::Status Checkpoint(const std::string& name);
   // `data_wait`: the mean time a step of this invocation waited for its batch.
   std::string ProgressLine(int epoch, int64_t step, int64_t steps, double seconds,
@@ -81,7 +84,14 @@ class TrainerImpl : public Trainer {
 
 absl::Status TrainerImpl::Init() {
   const dist::Collectives& peers = *options_.collectives;
-  PACT_RETURN_IF_ERROR(CheckRunFolder(options_.output_dir, options_.resume, options_.overwrite));
+  if (!options_.resume.empty() && !options_.init_from.empty()) {
+    return absl::InvalidArgumentError(
+        "--resume continues a run, --init-from starts a new one from another run's weights; "
+        "give one of them");
+  }
+  if (!options_.evaluate_only) {
+    PACT_RETURN_IF_ERROR(CheckRunFolder(options_.output_dir, options_.resume, options_.overwrite));
+  }
   if (recipe_.train().batch_size() % peers.size() != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("train.batch_size: ", recipe_.train().batch_size(),
@@ -91,6 +101,7 @@ absl::Status TrainerImpl::Init() {
   tty_ = peers.is_writer() && isatty(STDERR_FILENO) == 1;
   at::set_num_threads(ResolveThreads(recipe_.train().threads()));
   PACT_ASSIGN_OR_RETURN(c_, BuildComponents(recipe_, &locations_));
+  if (!options_.init_from.empty()) PACT_RETURN_IF_ERROR(InitFrom());
   // Rank 0's initial parameters and buffers everywhere, then gradient averaging in TrainStep.
   PACT_RETURN_IF_ERROR(options_.collectives->AttachModel(c_.model));
   c_.after_backward = [collectives = options_.collectives.get()] {
@@ -99,8 +110,9 @@ absl::Status TrainerImpl::Init() {
   PACT_RETURN_IF_ERROR(LoadData());
   lambda_alpha_ = LambdaAlpha(recipe_.quantization(), *c_.optimizer);
   progress_ = NewTrainingProgress(ToTextProto(recipe_));
+  if (!options_.init_from.empty()) progress_.set_init_from(options_.init_from);
   if (!options_.resume.empty()) PACT_RETURN_IF_ERROR(Resume());
-  if (!peers.is_writer()) {  // the one place that tells the ranks apart
+  if (!peers.is_writer() || options_.evaluate_only) {  // the one place that tells ranks apart
     outputs_ = RunOutputs::Discard();
     return absl::OkStatus();
   }
@@ -114,14 +126,49 @@ absl::Status TrainerImpl::Init() {
   return absl::OkStatus();
 }
 
+absl::Status TrainerImpl::InitFrom() {
+  PACT_ASSIGN_OR_RETURN_WITH_CONTEXT(
+      const InitReport report, LoadMatchingTensors(options_.init_from, *c_.model), "--init-from");
+  LOG(INFO) << "initialized the model from " << report.source << ": loaded " << report.loaded.size()
+            << " tensors, " << report.missing.size() << " missing, " << report.unexpected.size()
+            << " unexpected; epoch 0 with a fresh optimizer";
+  if (!report.missing.empty()) {
+    LOG(INFO) << "missing from " << report.source << ", kept as this recipe initializes them "
+              << "(PACT alphas at alpha_init, or from the first batch with alpha_init_percentile; "
+              << "LSQ steps from the first batch): " << absl::StrJoin(report.missing, ", ");
+  }
+  if (!report.unexpected.empty()) {
+    LOG(INFO) << "in " << report.source
+              << " but not in this model, ignored: " << absl::StrJoin(report.unexpected, ", ");
+  }
+  if (report.loaded.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--init-from ", report.source, ": no tensor name matches this recipe's model (",
+        report.unexpected.size(), " tensors there, e.g. ",
+        report.unexpected.empty() ? "none" : report.unexpected.front(),
+        "); is it a run of another model?"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status TrainerImpl::LoadData() {
   const int world = options_.collectives->size();
   const int rank = options_.collectives->rank();
   std::shared_ptr<const datasets::Dataset> train_set, eval_set;
-  PACT_ASSIGN_OR_RETURN_WITH_CONTEXT(train_set, BuildDataset(recipe_.train_data()), "train_data");
   PACT_ASSIGN_OR_RETURN_WITH_CONTEXT(eval_set, BuildDataset(recipe_.eval_data()), "eval_data");
-  PACT_RETURN_IF_ERROR(CheckDatasetFitsModel(*train_set, *c_.model, "train_data"));
   PACT_RETURN_IF_ERROR(CheckDatasetFitsModel(*eval_set, *c_.model, "eval_data"));
+  datasets::LoaderOptions eval_options = datasets::LoaderOptions::Eval(
+      recipe_.train().eval_batch_size(), recipe_.eval_data().workers());
+  eval_options.num_shards = world;
+  eval_options.shard_index = rank;
+  eval_options.pad_shards = false;
+  PACT_ASSIGN_OR_RETURN(eval_loader_, datasets::DataLoader::Create(eval_set, eval_options));
+  if (options_.evaluate_only) {
+    LOG(INFO) << "eval data: " << eval_set->Describe();
+    return absl::OkStatus();
+  }
+  PACT_ASSIGN_OR_RETURN_WITH_CONTEXT(train_set, BuildDataset(recipe_.train_data()), "train_data");
+  PACT_RETURN_IF_ERROR(CheckDatasetFitsModel(*train_set, *c_.model, "train_data"));
   LOG(INFO) << "train data: " << train_set->Describe();
   LOG(INFO) << "eval data: " << eval_set->Describe();
   // Each rank reads its own shard of the epoch's permutation (DistributedSampler's split):
@@ -131,12 +178,6 @@ absl::Status TrainerImpl::LoadData() {
   train_options.num_shards = world;
   train_options.shard_index = rank;
   PACT_ASSIGN_OR_RETURN(train_loader_, datasets::DataLoader::Create(train_set, train_options));
-  datasets::LoaderOptions eval_options = datasets::LoaderOptions::Eval(
-      recipe_.train().eval_batch_size(), recipe_.eval_data().workers());
-  eval_options.num_shards = world;
-  eval_options.shard_index = rank;
-  eval_options.pad_shards = false;
-  PACT_ASSIGN_OR_RETURN(eval_loader_, datasets::DataLoader::Create(eval_set, eval_options));
   return absl::OkStatus();
 }
 
@@ -180,7 +221,7 @@ std::string TrainerImpl::ProgressLine(int epoch, int64_t step, int64_t steps, do
       absl::ToDoubleMilliseconds(data_wait), eta);
 }
 
-absl::Status TrainerImpl::Evaluate(EpochMetrics* m) {
+absl::Status TrainerImpl::EvaluateInto(EpochMetrics* m) {
   return TorchCall("evaluating", [&]() -> absl::Status {
     // BatchNorm statistics are per rank while training; evaluate everywhere with rank 0's.
     PACT_RETURN_IF_ERROR(options_.collectives->BroadcastBuffers());
@@ -188,10 +229,20 @@ absl::Status TrainerImpl::Evaluate(EpochMetrics* m) {
     torch::NoGradGuard no_grad;
     EvalSums sums;
     eval_loader_->StartEpoch(0);
+    const int64_t steps = eval_loader_->num_batches();
+    ProgressReporter progress(tty_, recipe_.train().log_every_steps(), options_.log_to_file);
+    const absl::Time start = absl::Now();
     datasets::Batch batch;
-    while (eval_loader_->Next(&batch)) {
+    for (int64_t step = 1; eval_loader_->Next(&batch); ++step) {
       EvalStep(*c_.model, c_.device, batch.images, batch.labels, sums);
+      const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+      progress.Update(absl::StrFormat("eval %d/%d loss %.4f top1 %.2f%% %.0f img/s", step, steps,
+                                      sums.loss_sum / std::max<int64_t>(sums.seen, 1),
+                                      100.0 * sums.top1 / std::max<int64_t>(sums.seen, 1),
+                                      seconds > 0 ? sums.seen / seconds : 0.0),
+                      step, steps);
     }
+    progress.Finish();
     c_.model->train();
     // Each rank evaluated its own shard.
     std::vector<double> all = {sums.loss_sum, static_cast<double>(sums.top1),
@@ -252,7 +303,7 @@ absl::StatusOr<bool> TrainerImpl::TrainEpoch(int epoch, EpochMetrics* m) {
   const absl::Time start = absl::Now();
   const double earlier_seconds = progress_.partial_seconds();
   const auto seconds = [&] { return earlier_seconds + absl::ToDoubleSeconds(absl::Now() - start); };
-  ProgressReporter progress(tty_, recipe_.train().log_every_steps());
+  ProgressReporter progress(tty_, recipe_.train().log_every_steps(), options_.log_to_file);
   const int64_t steps = train_loader_->num_batches();
   // A mid-epoch resume starts at the checkpoint's batch: batches depend only on (seed, epoch,
   // index), so the skipped ones need not be decoded.
@@ -299,7 +350,7 @@ absl::StatusOr<bool> TrainerImpl::EndEpoch(int epoch, EpochMetrics m) {
   const int epochs = recipe_.train().epochs();
   const bool last_epoch = epoch + 1 == epochs;
   if ((epoch + 1) % recipe_.train().eval_every_epochs() == 0 || last_epoch) {
-    PACT_RETURN_IF_ERROR(Evaluate(&m));
+    PACT_RETURN_IF_ERROR(EvaluateInto(&m));
   }
   m.set_seconds(m.seconds() + absl::ToDoubleSeconds(absl::Now() - start));
   for (size_t i = 0; i < c_.alphas.size(); ++i) {
@@ -319,6 +370,7 @@ absl::StatusOr<bool> TrainerImpl::EndEpoch(int epoch, EpochMetrics m) {
 
   // The checkpoint describes the start of the next epoch.
   TrainingProgress next = NewTrainingProgress(progress_.recipe_text());
+  if (progress_.has_init_from()) next.set_init_from(progress_.init_from());
   next.set_epoch(epoch + 1);
   next.set_global_step(progress_.global_step());
   next.set_best_top1(progress_.best_top1());
@@ -342,7 +394,26 @@ absl::StatusOr<bool> TrainerImpl::EndEpoch(int epoch, EpochMetrics m) {
   return false;
 }
 
+absl::StatusOr<EpochMetrics> TrainerImpl::Evaluate() {
+  // The epoch whose end-of-epoch evaluation this repeats: a checkpoint taken at an epoch's end
+  // describes the start of the next one.
+  const int64_t epoch =
+      options_.resume.empty()
+          ? std::max(0, recipe_.quantization().quant_warmup_epochs())
+          : (progress_.step_in_epoch() > 0 ? progress_.epoch()
+                                           : std::max<int64_t>(progress_.epoch() - 1, 0));
+  EpochMetrics m;
+  m.set_epoch(static_cast<int>(epoch));
+  m.set_quantized(epoch >= recipe_.quantization().quant_warmup_epochs());
+  c_.layers->control()->set_enabled(m.quantized());
+  PACT_RETURN_IF_ERROR(EvaluateInto(&m));
+  return m;
+}
+
 absl::StatusOr<RunOutcome> TrainerImpl::Run() {
+  if (options_.evaluate_only) {
+    return absl::FailedPreconditionError("a trainer made with evaluate_only cannot train");
+  }
   c_.model->train();
   for (int epoch = static_cast<int>(progress_.epoch()); epoch < recipe_.train().epochs(); ++epoch) {
     EpochMetrics m = BeginEpoch(epoch);

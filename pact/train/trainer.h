@@ -9,6 +9,7 @@
 #define PACT_TRAIN_TRAINER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,11 +29,21 @@ struct TrainerOptions {
   std::string output_dir;
   // Checkpoint file or output folder (uses its checkpoints/last.pt) to continue; empty = fresh.
   std::string resume;
+  // Fine-tuning: a fresh run (epoch 0, new optimizer) whose model starts from the tensors of
+  // this state dict, checkpoint or run folder that it has by name (LoadMatchingTensors in
+  // checkpoint.h); what was loaded, missing and unexpected is logged. Not with `resume`.
+  std::string init_from;
+  // Build the model (and load `resume` or `init_from`) and the evaluation data only, for
+  // Evaluate(); nothing is written and the output folder is not needed.
+  bool evaluate_only = false;
   // Start over in a folder that holds a run: its checkpoints are removed, its metrics rewritten.
   bool overwrite = false;
   // Stop (checkpoint and return kStopped, as on SIGTERM) after this many training steps in
   // this invocation; 0 = no limit. For smoke runs and tests of the resume path.
   int64_t max_steps = 0;
+  // When set, progress lines that a terminal shows as a bar are also handed to it every
+  // train.log_every_steps steps (tools/train sends them to the run's log file only).
+  std::function<void(const std::string&)> log_to_file;
   // This process's data-parallel job (pact/dist); null = one process (dist::LocalCollectives).
   // Every rank runs the same recipe and rank 0 alone writes outputs. train.batch_size stays
   // the global batch: each rank trains on batch_size / size() examples per step.
@@ -50,6 +61,10 @@ class Trainer {
 
   // Trains to train.epochs, or until RequestStop().
   virtual absl::StatusOr<RunOutcome> Run() = 0;
+  // Evaluates the model as it stands (after a resume: exactly the evaluation that run made at
+  // the end of the checkpoint's epoch, quantization on or off as then) on the eval data, with
+  // a progress line; fills eval_loss/top1/top5 and the epoch evaluated.
+  virtual absl::StatusOr<EpochMetrics> Evaluate() = 0;
   // The epochs this invocation trained.
   virtual const std::vector<EpochMetrics>& history() const = 0;
 
