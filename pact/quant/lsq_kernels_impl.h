@@ -106,17 +106,18 @@ inline T LsqValue(T x, T step, T lo, T hi) {
 }
 
 // The backward of one element: writes dL/dx and returns its term of the step's sum
-// (lsq_kernels.h, lsq_backward).
+// (lsq_kernels.h, lsq_backward). d = r - (q where inside, else +0.0): r - q inside, and r itself
+// outside, which is c there, i.e. lo or hi (Eq. 3's -Qn or Qp), or NaN for a NaN q. Both d and g
+// are then kept only where d is neither 0 nor NaN, so such elements add exactly 0 (0 * 0).
 template <typename T>
 inline double LsqElementBackward(T gv, T xv, T step, T lo, T hi, T* grad_x) {
   const T q = xv / step;
-  const T c = Clamp(q, lo, hi);
+  const T r = RoundHalfEven(Clamp(q, lo, hi));
   const bool inside = (q > lo) & (q < hi);  // false for NaN
-  // Outside, c is lo or hi (Eq. 3's -Qn or Qp); NaN q gives 0.
-  const T d = FromBits<T>((ToBits(T(RoundHalfEven(c) - q)) & Mask<T>(inside)) |
-                          (ToBits(c) & Mask<T>(!inside & (q == q))));
+  const T d = r - Select(q, inside);
+  const bool keep = (d < T(0)) | (d > T(0));  // false for 0 and NaN
   *grad_x = Select(gv, inside);
-  return static_cast<double>(Select(gv, d != T(0))) * static_cast<double>(d);
+  return static_cast<double>(Select(gv, keep)) * static_cast<double>(Select(d, keep));
 }
 
 template <typename T>
@@ -150,26 +151,21 @@ double LsqBackwardLoop(const T* __restrict g, const T* __restrict x, T* __restri
 
 #if defined(__AVX2__)
 // The float loops by hand, eight elements per step with the same operations in the same order
-// as LsqValue / LsqElementBackward: maxps(lo, q) and minps(hi, c) are Clamp's ternaries, and the
+// as LsqValue / LsqElementBackward: maxps(lo, q) and minps(hi, c) are Clamp's ternaries, roundps
+// (AVX) rounds half to even keeping the sign and NaN exactly as RoundHalfEven does, and the
 // backward's two double accumulators are lanes 0-3 and 4-7 of LsqBackwardLoop (bit-identical).
+// The backward is bound by its vector instructions rather than by the division (measured), hence
+// the shortest forms.
 struct LsqConstantsAvx2 {
   explicit LsqConstantsAvx2(float step, float lo, float hi)
-      : step(_mm256_set1_ps(step)),
-        lo(_mm256_set1_ps(lo)),
-        hi(_mm256_set1_ps(hi)),
-        sign(_mm256_set1_ps(-0.0f)),
-        magic(_mm256_set1_ps(FloatTraits<float>::kRoundMagic)) {}
-  __m256 step, lo, hi, sign, magic;
+      : step(_mm256_set1_ps(step)), lo(_mm256_set1_ps(lo)), hi(_mm256_set1_ps(hi)) {}
+  __m256 step, lo, hi;
 };
 
-inline __m256 ClampAvx2(__m256 q, const LsqConstantsAvx2& k) {
-  return _mm256_min_ps(k.hi, _mm256_max_ps(k.lo, q));
-}
-
-inline __m256 RoundHalfEvenAvx2(__m256 v, const LsqConstantsAvx2& k) {
-  const __m256 magnitude = _mm256_andnot_ps(k.sign, v);
-  const __m256 rounded = _mm256_sub_ps(_mm256_add_ps(magnitude, k.magic), k.magic);
-  return _mm256_or_ps(rounded, _mm256_and_ps(v, k.sign));
+// r = R(clamp(q, lo, hi)).
+inline __m256 LevelAvx2(__m256 q, const LsqConstantsAvx2& k) {
+  return _mm256_round_ps(_mm256_min_ps(k.hi, _mm256_max_ps(k.lo, q)),
+                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
 void LsqForwardAvx2(const float* __restrict x, float* __restrict y, int64_t n, float step, float lo,
@@ -178,7 +174,7 @@ void LsqForwardAvx2(const float* __restrict x, float* __restrict y, int64_t n, f
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m256 q = _mm256_div_ps(_mm256_loadu_ps(x + i), k.step);
-    _mm256_storeu_ps(y + i, _mm256_mul_ps(RoundHalfEvenAvx2(ClampAvx2(q, k), k), k.step));
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(LevelAvx2(q, k), k.step));
   }
   LsqForwardLoop<float>(x + i, y + i, n - i, step, lo, hi);
 }
@@ -195,18 +191,17 @@ double LsqBackwardAvx2(const float* __restrict g, const float* __restrict x,
   for (; i + 8 <= n; i += 8) {
     const __m256 gv = kBroadcast ? g_all : _mm256_loadu_ps(g + i);
     const __m256 q = _mm256_div_ps(_mm256_loadu_ps(x + i), k.step);
-    const __m256 c = ClampAvx2(q, k);
     const __m256 inside =
         _mm256_and_ps(_mm256_cmp_ps(q, k.lo, _CMP_GT_OQ), _mm256_cmp_ps(q, k.hi, _CMP_LT_OQ));
-    const __m256 outside_ordered = _mm256_andnot_ps(inside, _mm256_cmp_ps(q, q, _CMP_ORD_Q));
-    const __m256 d = _mm256_or_ps(_mm256_and_ps(_mm256_sub_ps(RoundHalfEvenAvx2(c, k), q), inside),
-                                  _mm256_and_ps(c, outside_ordered));
+    const __m256 d = _mm256_sub_ps(LevelAvx2(q, k), _mm256_and_ps(q, inside));
+    const __m256 keep = _mm256_cmp_ps(d, zero, _CMP_NEQ_OQ);  // false for 0 and NaN
     _mm256_storeu_ps(grad_x + i, _mm256_and_ps(gv, inside));
-    const __m256 g_kept = _mm256_and_ps(gv, _mm256_cmp_ps(d, zero, _CMP_NEQ_OQ));
+    const __m256 g_kept = _mm256_and_ps(gv, keep);
+    const __m256 d_kept = _mm256_and_ps(d, keep);
     low = _mm256_add_pd(low, _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(g_kept)),
-                                           _mm256_cvtps_pd(_mm256_castps256_ps128(d))));
+                                           _mm256_cvtps_pd(_mm256_castps256_ps128(d_kept))));
     high = _mm256_add_pd(high, _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(g_kept, 1)),
-                                             _mm256_cvtps_pd(_mm256_extractf128_ps(d, 1))));
+                                             _mm256_cvtps_pd(_mm256_extractf128_ps(d_kept, 1))));
   }
   alignas(32) double lanes[kLanes];
   _mm256_store_pd(lanes, low);
