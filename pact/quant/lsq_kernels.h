@@ -21,13 +21,14 @@
 namespace pact::quant::kernels {
 
 // LSQ (Esser et al. 2019, arXiv:1902.08153) with the quantization range [lo, hi] = [-Qn, Qp]
-// (integers, lo <= 0 < hi, |lo|, hi <= 2^16) and step s > 0. For one element, with
+// (integers, lo <= 0 < hi, |lo|, hi <= 2^16; lo = 0 as +0.0) and step s > 0. For one element, with
 // q = x / s (true division in T) and r = R(clamp(q, lo, hi)):
 //   - clamp(q, lo, hi) replaces q only when q < lo or q > hi, so NaN stays NaN and -0.0 stays
 //     -0.0 (with lo = 0);
-//   - R rounds half to even, valid for negative values too (the sign is split off, |c| rounded
-//     with the 2^23 / 2^52 magic constant and the sign put back), so R agrees bit for bit with
-//     torch.round (nearbyint), signed zeros included.
+//   - R rounds half to even, valid for negative values too (the portable loops split the sign
+//     off, round |c| with the 2^23 / 2^52 magic constant and put the sign back; the AVX2 float
+//     loops use roundps), so R agrees bit for bit with torch.round (nearbyint), signed zeros and
+//     NaN included.
 template <typename T>
 struct LsqKernels {
   // Eq. 1 and 2: y = R(clamp(x / s, lo, hi)) * s, every operation in T, no FMA.
@@ -40,8 +41,8 @@ struct LsqKernels {
   //                                  q's ulp),
   //   d = lo     where q <= lo,   d = hi where q >= hi,   d = 0 where q is NaN,
   // each product double(g') * double(d) with g' = g where d != 0, else 0 (selected too: an
-  // element whose d is 0 adds exactly 0), added into kLanes double lanes (lane j takes elements
-  // j, j + kLanes, ... of the block) which are combined in a fixed order at the end. With
+  // element whose d is 0 adds exactly 0), added into 8 double lanes (lane j takes elements j,
+  // j + 8, ... of the block) which are combined in a fixed order at the end. With
   // `broadcast_g`, every element's gradient is g[0] (a gradient expanded from a scalar).
   double (*lsq_backward)(const T* g, bool broadcast_g, const T* x, T* grad_x, int64_t n, T step,
                          T lo, T hi);

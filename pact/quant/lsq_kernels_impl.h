@@ -6,9 +6,12 @@
 // The portable loops are plain C++ that GCC's vectorizer (-O3) turns into SSE2 or AVX2 code:
 // selections are bit masks, the clamp is written in the operand order of maxps/minps, and the
 // backward accumulates into kLanes double partial sums through a per-chunk buffer. The AVX2
-// build also has intrinsic versions of the float loops (the common case): GCC's code for the
-// mixed float/double backward loop is mostly conversions and shuffles. They perform the same
-// operations in the same order, so both builds agree bit for bit (lsq_ops_test checks it).
+// build also has intrinsic versions of the float loops (the common case), which use roundps
+// instead of the five-instruction portable rounding and keep the backward to ~25 vector
+// instructions per 8 elements: on the development VM (AMD EPYC) the backward is bound by
+// instruction throughput rather than by the division, and GCC's AVX2 code for the portable loops
+// took ~35% longer (forward and backward, cache-resident). They perform the same operations in
+// the same order, so both builds agree bit for bit (lsq_ops_test checks it).
 #ifndef LSQ_KERNEL_ISA
 #error "define LSQ_KERNEL_ISA before including lsq_kernels_impl.h"
 #endif
@@ -154,8 +157,6 @@ double LsqBackwardLoop(const T* __restrict g, const T* __restrict x, T* __restri
 // as LsqValue / LsqElementBackward: maxps(lo, q) and minps(hi, c) are Clamp's ternaries, roundps
 // (AVX) rounds half to even keeping the sign and NaN exactly as RoundHalfEven does, and the
 // backward's two double accumulators are lanes 0-3 and 4-7 of LsqBackwardLoop (bit-identical).
-// The backward is bound by its vector instructions rather than by the division (measured), hence
-// the shortest forms.
 struct LsqConstantsAvx2 {
   explicit LsqConstantsAvx2(float step, float lo, float hi)
       : step(_mm256_set1_ps(step)), lo(_mm256_set1_ps(lo)), hi(_mm256_set1_ps(hi)) {}
