@@ -10,8 +10,8 @@
 //   Eq. 5  dv_hat/dv = 1 where -Qn < v / s < Qp (STRICT: the straight-through estimator), else 0
 // and, to balance the step's update against the weights' (Eq. 4's ratio R, Section 2.2), the
 // step's gradient is scaled by g = 1 / sqrt(N * Qp) (N: weights per layer, or features per
-// example for activations), which the caller computes and passes as `grad_scale`;
-// so dL/dx = dL/dy on the strict inside, and dL/dstep = grad_scale * sum(dL/dy * dv_hat/ds).
+// example for activations), which the caller computes and passes as `grad_scale`. So dL/dx =
+// dL/dy on the strict inside, and dL/dstep = grad_scale * sum(dL/dy * dv_hat/ds).
 // Boundaries, as Eq. 3 and 5 say: an element with v / s == Qp exactly passes no gradient to x and
 // Qp (times its upstream gradient) to the step; v / s == -Qn likewise with -Qn. With the unsigned
 // range (Qn = 0, for activations after a ReLU position) every x <= 0 gives y = 0 and no
@@ -22,8 +22,8 @@
 // Floating point: the step is first rounded to x's dtype (after the guard, see Lsq); then, all
 // in x's dtype, q = x / s (true division), c = clip(q, -Qn, Qp) (q replaced only when strictly
 // outside, so NaN stays NaN and -0.0 stays -0.0; -Qn = 0 is +0.0, so with the unsigned range
-// every x < 0 gives +0.0), r = round(c) with ties to even (torch.round)
-// and y = r * s (no FMA). r - q is exact inside (|r - q| <= 0.5 and a multiple of q's ulp). The
+// every x < 0 gives +0.0), r = round(c) with ties to even (torch.round) and y = r * s (no
+// FMA). r - q is exact inside (|r - q| <= 0.5 and a multiple of q's ulp). The
 // fused kernels, the composed fallback and the test reference (reference_ops.h) all compute
 // exactly this, so forward values agree bit for bit.
 // NaN inputs: y is NaN and the element passes no gradient to x or to the step. Upstream
@@ -34,13 +34,13 @@
 // then rounded to the step's dtype and shape.
 //
 // CPU float/double tensors run fused, vectorized kernels (lsq_kernels.h) under at::parallel_for:
-// the forward reads x and writes y; the backward saves x (not the codes: recomputing x / s is
-// cheaper than a second output stream) and, in one pass, writes dL/dx and sums fixed-size blocks
+// the forward reads x and writes y; the backward saves x (Eq. 3's r - q needs q = x / s itself,
+// which per-element codes could not give) and, in one pass, writes dL/dx and sums fixed-size blocks
 // in double, adding the blocks in order, so results are bitwise identical for any thread count
 // and either kernel build. Outputs keep x's dense layout (e.g. channels-last; other strided
 // inputs are made contiguous) and come from the buffer cache (buffer_cache.h). Other devices
 // (CUDA) and dtypes (half, bfloat16) fall back to composed ATen ops with the same semantics
-// (their sums use ATen's order).
+// (their sums use ATen's order; CPU half computes in float, which rounds to the same values).
 #ifndef PACT_QUANT_LSQ_OPS_H_
 #define PACT_QUANT_LSQ_OPS_H_
 
