@@ -10,19 +10,22 @@
 #include <vector>
 
 #include "pact/quant/buffer_cache.h"
+#include "pact/quant/fused_op_util.h"
 #include "pact/quant/lsq_kernels.h"
 #include "pact/quant/pact_kernels.h"
 
 namespace pact::quant {
 namespace {
 
-using kernels::kReduceBlock;
+using internal::AlignedGrad;
+using internal::AlignGrad;
+using internal::Dense;
+using internal::kGrain;
+using internal::MapBlocks;
+using internal::RoundToDtype;
+using internal::SumInOrder;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-// Elements per parallel task for elementwise loops (ATen's own grain, at::internal::GRAIN_SIZE).
-constexpr int64_t kGrain = 32768;
-constexpr int64_t kBlocksPerTask = kGrain / kReduceBlock;
 
 // The largest Qn or Qp: 16-bit codes, far below the 2^23 limit of the kernels' rounding.
 constexpr int64_t kMaxLevel = int64_t{1} << 16;
@@ -32,18 +35,6 @@ void CheckRange(LsqRange range) {
                   range.qn + range.qp >= 1,
               "LSQ range [-", range.qn, ", ", range.qp,
               "] must have 0 <= qn, qp <= 65536 and at least two levels");
-}
-
-// `value` rounded to `dtype`, as ATen rounds a double scalar operand.
-double RoundToDtype(double value, torch::ScalarType dtype) {
-  switch (dtype) {
-    case torch::kDouble:
-      return value;
-    case torch::kFloat:
-      return static_cast<float>(value);
-    default:
-      return torch::scalar_tensor(value, torch::dtype(dtype)).item<double>();
-  }
 }
 
 // The step in x's dtype; must stay positive after rounding.
@@ -59,55 +50,6 @@ double LsqForwardStep(const torch::Tensor& step, double step_min, torch::ScalarT
               step.defined() ? step.numel() : 0);
   const double value = step.item<double>();
   return LsqStep(value >= step_min ? value : step_min, dtype);
-}
-
-// What follows repeats pact_ops.cc's private helpers (Dense, AlignGrad, MapBlocks), kept
-// private here too so that neither op's internals become an API.
-
-// A layout the kernels can walk linearly: every element exactly once, in memory order.
-torch::Tensor Dense(const torch::Tensor& t) {
-  return t.is_non_overlapping_and_dense() ? t : t.contiguous();
-}
-
-// An upstream gradient lined up element for element with a dense tensor of `sizes` and
-// `strides`: either a tensor with those strides (copied into them if needed) or, for a gradient
-// expanded from one value (what sum().backward() sends), that value broadcast without
-// materializing it.
-struct AlignedGrad {
-  torch::Tensor tensor;
-  bool broadcast = false;
-};
-
-AlignedGrad AlignGrad(const torch::Tensor& grad, torch::IntArrayRef sizes,
-                      torch::IntArrayRef strides, torch::ScalarType dtype) {
-  TORCH_CHECK(grad.sizes() == sizes, "gradient shape ", grad.sizes(),
-              " does not match the forward's ", sizes);
-  torch::Tensor g = grad.device().is_cpu() ? grad : grad.cpu();
-  if (g.scalar_type() != dtype) g = g.to(dtype);
-  const torch::IntArrayRef grad_strides = g.strides();
-  const bool broadcast = g.numel() > 0 && std::all_of(grad_strides.begin(), grad_strides.end(),
-                                                      [](int64_t s) { return s == 0; });
-  if (broadcast || grad_strides == strides) return {g, broadcast};
-  torch::Tensor aligned = at::empty_strided(sizes, strides, g.options());
-  aligned.copy_(g);
-  return {aligned, false};
-}
-
-// Runs fn(begin, end) on the blocks [b * kReduceBlock, (b + 1) * kReduceBlock) of [0, n) in
-// parallel and adds the block results in block order, so the sum never depends on how many
-// threads ran.
-template <typename Fn>
-double SumBlocksInOrder(int64_t n, const Fn& fn) {
-  const int64_t blocks = (n + kReduceBlock - 1) / kReduceBlock;
-  std::vector<double> results(blocks);
-  at::parallel_for(0, blocks, kBlocksPerTask, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      results[b] = fn(b * kReduceBlock, std::min(n, (b + 1) * kReduceBlock));
-    }
-  });
-  double sum = 0.0;
-  for (double v : results) sum += v;
-  return sum;
 }
 
 bool UsesLsqKernels(const torch::Tensor& t) {
@@ -201,10 +143,10 @@ std::pair<torch::Tensor, double> FusedLsqBackward(const torch::Tensor& grad_y,
     const auto step = static_cast<scalar_t>(s);
     const auto lo = static_cast<scalar_t>(-range.qn);
     const auto hi = static_cast<scalar_t>(range.qp);
-    sum = SumBlocksInOrder(src.numel(), [&](int64_t b, int64_t e) {
+    sum = SumInOrder(MapBlocks<double>(src.numel(), [&](int64_t b, int64_t e) {
       return k.lsq_backward(g.broadcast ? gp : gp + b, g.broadcast, xp + b, gxp + b, e - b, step,
                             lo, hi);
-    });
+    }));
   });
   return {grad_x, sum};
 }

@@ -13,18 +13,22 @@
 #include <vector>
 
 #include "pact/quant/buffer_cache.h"
+#include "pact/quant/fused_op_util.h"
 #include "pact/quant/pact_kernels.h"
 
 namespace pact::quant {
 namespace {
 
+using internal::AlignedGrad;
+using internal::AlignGrad;
+using internal::Dense;
+using internal::kGrain;
+using internal::MapBlocks;
+using internal::RoundToDtype;
+using internal::SumInOrder;
 using kernels::kReduceBlock;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-// Elements per parallel task for elementwise loops (ATen's own grain, at::internal::GRAIN_SIZE).
-constexpr int64_t kGrain = 32768;
-constexpr int64_t kBlocksPerTask = kGrain / kReduceBlock;
 
 double Levels(int64_t bits) { return std::ldexp(1.0, static_cast<int>(bits)) - 1.0; }
 
@@ -32,73 +36,11 @@ void CheckPactBits(int64_t bits) {
   TORCH_CHECK(bits >= 0 && bits <= 16, "PACT bits must be in [0, 16], got ", bits);
 }
 
-// `value` rounded to `dtype`, as ATen rounds a double scalar operand.
-double RoundToDtype(double value, torch::ScalarType dtype) {
-  switch (dtype) {
-    case torch::kDouble:
-      return value;
-    case torch::kFloat:
-      return static_cast<float>(value);
-    default:
-      return torch::scalar_tensor(value, torch::dtype(dtype)).item<double>();
-  }
-}
-
 // PACT's alpha in x's dtype; must stay positive after rounding.
 double PactAlpha(double alpha, torch::ScalarType dtype) {
   const double rounded = RoundToDtype(alpha, dtype);
   TORCH_CHECK(rounded > 0, "PACT alpha must be > 0, got ", alpha);
   return rounded;
-}
-
-// A layout the kernels can walk linearly: every element exactly once, in memory order.
-torch::Tensor Dense(const torch::Tensor& t) {
-  return t.is_non_overlapping_and_dense() ? t : t.contiguous();
-}
-
-// An upstream gradient lined up element for element with a dense tensor of `sizes` and
-// `strides`: either a tensor with those strides (copied into them if needed) or, for a gradient
-// expanded from one value (what sum().backward() sends), that value broadcast without
-// materializing it.
-struct AlignedGrad {
-  torch::Tensor tensor;
-  bool broadcast = false;
-};
-
-AlignedGrad AlignGrad(const torch::Tensor& grad, torch::IntArrayRef sizes,
-                      torch::IntArrayRef strides, torch::ScalarType dtype) {
-  TORCH_CHECK(grad.sizes() == sizes, "gradient shape ", grad.sizes(),
-              " does not match the forward's ", sizes);
-  torch::Tensor g = grad.device().is_cpu() ? grad : grad.cpu();
-  if (g.scalar_type() != dtype) g = g.to(dtype);
-  const torch::IntArrayRef grad_strides = g.strides();
-  const bool broadcast = g.numel() > 0 && std::all_of(grad_strides.begin(), grad_strides.end(),
-                                                      [](int64_t s) { return s == 0; });
-  if (broadcast || grad_strides == strides) return {g, broadcast};
-  torch::Tensor aligned = at::empty_strided(sizes, strides, g.options());
-  aligned.copy_(g);
-  return {aligned, false};
-}
-
-// Runs fn(begin, end) on the blocks [b * kReduceBlock, (b + 1) * kReduceBlock) of [0, n) in
-// parallel and returns the block results in block order. The caller combines them in that
-// order, so a sum never depends on how many threads ran.
-template <typename Result, typename Fn>
-std::vector<Result> MapBlocks(int64_t n, const Fn& fn) {
-  const int64_t blocks = (n + kReduceBlock - 1) / kReduceBlock;
-  std::vector<Result> results(blocks);
-  at::parallel_for(0, blocks, kBlocksPerTask, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      results[b] = fn(b * kReduceBlock, std::min(n, (b + 1) * kReduceBlock));
-    }
-  });
-  return results;
-}
-
-double SumInOrder(const std::vector<double>& values) {
-  double sum = 0.0;
-  for (double v : values) sum += v;
-  return sum;
 }
 
 // The size of cpu0's level-3 cache from sysfs (on some VMs glibc's sysconf reports a size for
