@@ -35,6 +35,18 @@ struct Result {
   std::string output;  // stdout and stderr together
 };
 
+// In a forked child: runs the trainer with `args` in `cwd`; never returns.
+[[noreturn]] void ExecTrain(const std::vector<std::string>& args, const std::string& cwd) {
+  if (chdir(cwd.c_str()) != 0) _exit(127);
+  std::vector<std::string> argv_strings = {Runfiles("tools/train")};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  execv(argv[0], argv.data());
+  _exit(127);
+}
+
 // Runs the trainer with `args` in `cwd`; `on_output` may send a signal once a marker appears.
 Result RunTrain(const std::vector<std::string>& args, const std::string& cwd,
                 const std::string& signal_on = "", int signal_number = SIGTERM) {
@@ -45,14 +57,7 @@ Result RunTrain(const std::vector<std::string>& args, const std::string& cwd,
     dup2(pipe_fds[1], STDOUT_FILENO);
     dup2(pipe_fds[1], STDERR_FILENO);
     close(pipe_fds[0]);
-    if (chdir(cwd.c_str()) != 0) _exit(127);
-    std::vector<std::string> argv_strings = {Runfiles("tools/train")};
-    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& s : argv_strings) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
+    ExecTrain(args, cwd);
   }
   close(pipe_fds[1]);
   Result result;
@@ -401,14 +406,7 @@ Result RunTrainOnTerminal(const std::vector<std::string>& args, const std::strin
     dup2(slave, STDERR_FILENO);
     const int null = open("/dev/null", O_WRONLY);
     dup2(null, STDOUT_FILENO);
-    if (chdir(cwd.c_str()) != 0) _exit(127);
-    std::vector<std::string> argv_strings = {Runfiles("tools/train")};
-    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& s : argv_strings) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
+    ExecTrain(args, cwd);
   }
   Result result;
   char buffer[4096];

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "pact/quant/benchmark_util.h"
 #include "pact/quant/lsq_ops.h"
 #include "pact/quant/pact_kernels.h"
 #include "pact/quant/reference_ops.h"
@@ -28,44 +29,15 @@
 namespace pact::quant {
 namespace {
 
-const bool kMallocTuned = [] {
-  if (std::getenv("PACT_BENCHMARK_GLIBC_MALLOC_DEFAULTS") != nullptr) return false;
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  return true;
-}();
+using bench::ActivationShapes;
+using bench::BenchmarkSetup;
+using bench::Impl;
+using bench::Label;
 
 constexpr int64_t kActivationBits = 4;
 constexpr double kStepMin = 1e-5;
 // x ~ N(0, 3^2): half the elements fall below 0, about a tenth at or above Qp * s = 3.75.
 constexpr double kStep = 0.25;
-
-enum class Impl { kFused, kFusedGeneric, kReference, kRelu };
-
-// pact_benchmark's activation shapes.
-const std::vector<std::vector<int64_t>>& ActivationShapes() {
-  static const auto* shapes =
-      new std::vector<std::vector<int64_t>>{{128, 16, 32, 32}, {128, 64, 8, 8}, {256, 256, 14, 14}};
-  return *shapes;
-}
-
-std::string Label(const std::vector<int64_t>& shape) {
-  std::string label;
-  for (int64_t d : shape) label += (label.empty() ? "" : "x") + std::to_string(d);
-  return kMallocTuned ? label : label + " glibc-malloc-defaults";
-}
-
-class BenchmarkSetup {
- public:
-  BenchmarkSetup(benchmark::State& state, Impl impl) : isa_(kernels::ActiveKernelIsa()) {
-    at::set_num_threads(static_cast<int>(state.range(1)));
-    if (impl == Impl::kFusedGeneric) kernels::SetKernelIsa(kernels::KernelIsa::kGeneric);
-  }
-  ~BenchmarkSetup() { kernels::SetKernelIsa(isa_); }
-
- private:
-  kernels::KernelIsa isa_;
-};
 
 // The paper's gradient scale for activations: 1 / sqrt(features per example * Qp).
 double GradScale(const torch::Tensor& x, LsqRange range) {

@@ -30,44 +30,12 @@
 namespace pact::quant::kernels::LSQ_KERNEL_ISA {
 namespace {
 
-constexpr int kLanes = 8;
+#include "pact/quant/kernel_bits_impl.h"
+
 // Inner chunk of the backward: its buffer of double products stays in L1.
 constexpr int64_t kChunk = 512;
 static_assert(kChunk % kLanes == 0, "lane j takes element j of every group of kLanes");
 
-template <typename T>
-struct FloatTraits;
-template <>
-struct FloatTraits<float> {
-  using Bits = uint32_t;
-  static constexpr float kRoundMagic = 8388608.0f;  // 2^23
-};
-template <>
-struct FloatTraits<double> {
-  using Bits = uint64_t;
-  static constexpr double kRoundMagic = 4503599627370496.0;  // 2^52
-};
-
-inline int64_t MinIndex(int64_t a, int64_t b) { return a < b ? a : b; }
-
-template <typename T>
-inline typename FloatTraits<T>::Bits ToBits(T v) {
-  typename FloatTraits<T>::Bits b;
-  __builtin_memcpy(&b, &v, sizeof(b));
-  return b;
-}
-template <typename T>
-inline T FromBits(typename FloatTraits<T>::Bits b) {
-  T v;
-  __builtin_memcpy(&v, &b, sizeof(v));
-  return v;
-}
-// All ones when `keep`, else 0: `value_bits & Mask` keeps or zeroes a value without a branch.
-template <typename T>
-inline typename FloatTraits<T>::Bits Mask(bool keep) {
-  using Bits = typename FloatTraits<T>::Bits;
-  return Bits{0} - static_cast<Bits>(keep);
-}
 template <typename T>
 inline T Select(T v, bool keep) {
   return FromBits<T>(ToBits(v) & Mask<T>(keep));
@@ -95,11 +63,6 @@ inline T RoundHalfEven(T v) {
   const T magnitude = FromBits<T>(bits & ~kSign);
   const T rounded = (magnitude + FloatTraits<T>::kRoundMagic) - FloatTraits<T>::kRoundMagic;
   return FromBits<T>(ToBits(rounded) | (bits & kSign));
-}
-
-inline double SumLanes(const double* lanes) {
-  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
-         ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
 }
 
 // Eq. 1 and 2 of one element.

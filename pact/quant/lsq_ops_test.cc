@@ -31,24 +31,6 @@ using ::testing::HasSubstr;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-const std::vector<std::vector<int64_t>>& Shapes() {
-  // Scalars, lane tails, more than one reduction block, more than one parallel task.
-  static const auto* shapes = new std::vector<std::vector<int64_t>>{
-      {}, {1}, {7}, {3, 5}, {2, 3, 17, 19}, {5000}, {2, 16, 33, 33}};
-  return *shapes;
-}
-
-torch::Generator Rng(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
-
-torch::Tensor Randn(at::IntArrayRef shape, torch::ScalarType dtype, uint64_t seed) {
-  return torch::randn(shape, Rng(seed), torch::dtype(dtype));
-}
-
-// Small integers: with x on a fine grid every product is exact and so is every sum.
-torch::Tensor IntegerGrad(at::IntArrayRef shape, torch::ScalarType dtype, uint64_t seed) {
-  return torch::randint(-8, 9, shape, Rng(seed), torch::dtype(dtype));
-}
-
 // `v` rounded to dtype (float or double).
 double InDtype(double v, torch::ScalarType dtype) {
   return dtype == torch::kFloat ? static_cast<float>(v) : v;
@@ -144,14 +126,6 @@ LsqResult RunPythonFormulation(const torch::Tensor& x, double step, LsqRange ran
   return {y.detach(), xv.grad(), sv.grad()};
 }
 
-// Bit-for-bit equality (NaN payloads and signed zeros included).
-bool SameBits(const torch::Tensor& a, const torch::Tensor& b) {
-  if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type()) return false;
-  const torch::Tensor ac = a.contiguous();
-  const torch::Tensor bc = b.contiguous();
-  return std::memcmp(ac.data_ptr(), bc.data_ptr(), ac.numel() * ac.element_size()) == 0;
-}
-
 double Epsilon(torch::ScalarType dtype) { return dtype == torch::kFloat ? 1e-5 : 1e-12; }
 
 // Eq. 3's dv_hat/ds per element, computed in double from q = x / s (q in x's dtype): the test's
@@ -196,7 +170,7 @@ TEST_P(LsqParamTest, MatchesReferenceOnEveryShapeAndKernelIsa) {
     uint64_t seed = 1;
     // A power-of-two fraction (exact clip points and ties) and two that round.
     for (double step : {0.375, 0.1, 0.0123}) {
-      for (const auto& shape : Shapes()) {
+      for (const auto& shape : TestShapes()) {
         SCOPED_TRACE(::testing::Message() << kernels::ActiveLsqKernels().isa << " step " << step
                                           << " shape " << at::IntArrayRef(shape));
         const torch::Tensor x = MakeInput(shape, dtype(), step, range(), ++seed);

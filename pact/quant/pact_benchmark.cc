@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "pact/quant/benchmark_util.h"
 #include "pact/quant/bn_act_ops.h"
 #include "pact/quant/pact_kernels.h"
 #include "pact/quant/pact_ops.h"
@@ -42,26 +43,14 @@
 namespace pact::quant {
 namespace {
 
-const bool kMallocTuned = [] {
-  if (std::getenv("PACT_BENCHMARK_GLIBC_MALLOC_DEFAULTS") != nullptr) return false;
-  mallopt(M_MMAP_MAX, 0);              // no mmap'ed blocks: large blocks come from the heap
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);  // and freed heap memory is kept for the next iteration
-  return true;
-}();
+using bench::ActivationShapes;
+using bench::BenchmarkSetup;
+using bench::Impl;
+using bench::Label;
 
 constexpr int64_t kActivationBits = 4;
 constexpr int64_t kWeightBits = 4;
 constexpr double kAlphaMin = 1e-3;
-
-enum class Impl { kFused, kFusedGeneric, kReference, kRelu };
-
-// Activation shapes: CIFAR ResNet-20 stage 1 at batch 128, a small late stage, and an
-// ImageNet ResNet stage-3-sized tensor.
-const std::vector<std::vector<int64_t>>& ActivationShapes() {
-  static const auto* shapes =
-      new std::vector<std::vector<int64_t>>{{128, 16, 32, 32}, {128, 64, 8, 8}, {256, 256, 14, 14}};
-  return *shapes;
-}
 
 // Weight shapes: ResNet-20 (first three) and ResNet-50 layers.
 const std::vector<std::vector<int64_t>>& WeightShapes() {
@@ -70,25 +59,6 @@ const std::vector<std::vector<int64_t>>& WeightShapes() {
       {256, 64, 1, 1}, {512, 512, 3, 3}, {2048, 512, 1, 1}};
   return *shapes;
 }
-
-std::string Label(const std::vector<int64_t>& shape) {
-  std::string label;
-  for (int64_t d : shape) label += (label.empty() ? "" : "x") + std::to_string(d);
-  return kMallocTuned ? label : label + " glibc-malloc-defaults";
-}
-
-// Sets the thread count and, for kFusedGeneric, the kernel ISA; restores the ISA after.
-class BenchmarkSetup {
- public:
-  BenchmarkSetup(benchmark::State& state, Impl impl) : isa_(kernels::ActiveKernelIsa()) {
-    at::set_num_threads(static_cast<int>(state.range(1)));
-    if (impl == Impl::kFusedGeneric) kernels::SetKernelIsa(kernels::KernelIsa::kGeneric);
-  }
-  ~BenchmarkSetup() { kernels::SetKernelIsa(isa_); }
-
- private:
-  kernels::KernelIsa isa_;
-};
 
 torch::Tensor Activation(Impl impl, const torch::Tensor& x, const torch::Tensor& alpha) {
   switch (impl) {

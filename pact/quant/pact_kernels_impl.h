@@ -33,47 +33,13 @@
 namespace pact::quant::kernels::PACT_KERNEL_ISA {
 namespace {
 
-constexpr int kLanes = 8;
+#include "pact/quant/kernel_bits_impl.h"
+
 // Inner chunk: small enough that its scratch buffer stays in L1.
 constexpr int64_t kChunk = 512;
 
-template <typename T>
-struct FloatTraits;
-template <>
-struct FloatTraits<float> {
-  using Bits = uint32_t;
-  using SignedBits = int32_t;
-  static constexpr float kRoundMagic = 8388608.0f;  // 2^23
-};
-template <>
-struct FloatTraits<double> {
-  using Bits = uint64_t;
-  using SignedBits = int64_t;
-  static constexpr double kRoundMagic = 4503599627370496.0;  // 2^52
-};
-
-inline int64_t MinIndex(int64_t a, int64_t b) { return a < b ? a : b; }
 inline float Abs(float v) { return __builtin_fabsf(v); }
 inline double Abs(double v) { return __builtin_fabs(v); }
-
-template <typename T>
-inline typename FloatTraits<T>::Bits ToBits(T v) {
-  typename FloatTraits<T>::Bits b;
-  __builtin_memcpy(&b, &v, sizeof(b));
-  return b;
-}
-template <typename T>
-inline T FromBits(typename FloatTraits<T>::Bits b) {
-  T v;
-  __builtin_memcpy(&v, &b, sizeof(v));
-  return v;
-}
-// All ones when `keep`, else 0: `value_bits & Mask` keeps or zeroes a value without a branch.
-template <typename T>
-inline typename FloatTraits<T>::Bits Mask(bool keep) {
-  using Bits = typename FloatTraits<T>::Bits;
-  return Bits{0} - static_cast<Bits>(keep);
-}
 
 // round() with ties to even (torch.round, std::nearbyint) for 0 <= v < 2^23 (float) or 2^52
 // (double): v + 2^23 has no fraction bits left, so the addition itself rounds v to the nearest
@@ -94,11 +60,6 @@ inline void AccumulateLanes(T* buf, int64_t len, double* lanes) {
   for (int64_t k = 0; k < padded; k += kLanes) {
     for (int j = 0; j < kLanes; ++j) lanes[j] += static_cast<double>(buf[k + j]);
   }
-}
-
-inline double SumLanes(const double* lanes) {
-  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
-         ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
 }
 
 // PACT forward (Eq. 1 and 2) of one value. The clip is written as max(0, v) then min(alpha, c)

@@ -25,19 +25,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-const std::vector<std::vector<int64_t>>& Shapes() {
-  // Scalars, lane tails, more than one reduction block, more than one parallel task.
-  static const auto* shapes = new std::vector<std::vector<int64_t>>{
-      {}, {1}, {7}, {3, 5}, {2, 3, 17, 19}, {5000}, {2, 16, 33, 33}};
-  return *shapes;
-}
-
-torch::Generator Rng(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
-
-torch::Tensor Randn(at::IntArrayRef shape, torch::ScalarType dtype, uint64_t seed) {
-  return torch::randn(shape, Rng(seed), torch::dtype(dtype));
-}
-
 // Normal values around [0, alpha], with the edge cases written over the first elements.
 torch::Tensor MakeInput(at::IntArrayRef shape, torch::ScalarType dtype, double alpha,
                         uint64_t seed) {
@@ -55,11 +42,6 @@ torch::Tensor MakeInput(at::IntArrayRef shape, torch::ScalarType dtype, double a
     flat[i] = special[i];
   }
   return x;
-}
-
-// Small integers: every summation order gives the same, exact, result.
-torch::Tensor IntegerGrad(at::IntArrayRef shape, torch::ScalarType dtype, uint64_t seed) {
-  return torch::randint(-8, 9, shape, Rng(seed), torch::dtype(dtype));
 }
 
 struct PactResult {
@@ -88,14 +70,6 @@ PactResult RunReference(const torch::Tensor& x, double alpha, int64_t bits,
   return RunPact(&ReferencePact, x, alpha, bits, grad, alpha_min);
 }
 
-// Bit-for-bit equality (NaN payloads and signed zeros included).
-bool SameBits(const torch::Tensor& a, const torch::Tensor& b) {
-  if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type()) return false;
-  const torch::Tensor ac = a.contiguous();
-  const torch::Tensor bc = b.contiguous();
-  return std::memcmp(ac.data_ptr(), bc.data_ptr(), ac.numel() * ac.element_size()) == 0;
-}
-
 double Tolerance(torch::ScalarType dtype) { return dtype == torch::kFloat ? 1e-5 : 1e-12; }
 
 std::string Name(torch::ScalarType dtype) { return dtype == torch::kFloat ? "f32" : "f64"; }
@@ -112,7 +86,7 @@ class PactParamTest : public ::testing::TestWithParam<std::tuple<int64_t, torch:
 TEST_P(PactParamTest, MatchesReferenceOnEveryShape) {
   uint64_t seed = 1;
   for (double alpha : {0.75, 1.7, 6.0}) {
-    for (const auto& shape : Shapes()) {
+    for (const auto& shape : TestShapes()) {
       SCOPED_TRACE(::testing::Message()
                    << "alpha " << alpha << " shape " << at::IntArrayRef(shape));
       const torch::Tensor x = MakeInput(shape, dtype(), alpha, ++seed);
