@@ -134,23 +134,33 @@ std::string FormatSummary(Model& model) {
   absl::StrAppend(&out, std::string(total_width, '-'), "\n");
   for (const auto& line : cells) absl::StrAppend(&out, format_line(line));
   absl::StrAppend(&out, std::string(total_width, '-'), "\n");
-  const int64_t alphas = static_cast<int64_t>(quant::CollectAlphas(model).size());
-  absl::StrAppend(&out, "weights (excl. alphas): ", WithThousands(CountWeights(model)),
-                  "; alphas: ", alphas, "; quantized weight layers: ", quantized_weight_layers, "/",
-                  weight_layers, "; quantized activations: ", quantized_activations, "/",
-                  activations, "\n");
+  int64_t all = 0;
+  for (const torch::Tensor& p : model.parameters(/*recurse=*/true)) all += p.numel();
+  const int64_t weights = CountWeights(model);
+  absl::StrAppend(&out, "weights: ", WithThousands(weights),
+                  "; quantizer parameters (PACT alphas, LSQ steps): ", all - weights,
+                  "; quantized weight layers: ", quantized_weight_layers, "/", weight_layers,
+                  "; quantized activations: ", quantized_activations, "/", activations, "\n");
   absl::StrAppend(&out, "(bits: fp = full precision, clip = PACT clipping without rounding)\n");
   return out;
 }
 
 int64_t CountWeights(Model& model) {
-  std::unordered_set<const void*> alphas;
-  for (const torch::Tensor& alpha : quant::CollectAlphas(model)) {
-    alphas.insert(alpha.unsafeGetTensorImpl());
+  // What the quantizers own: activation modules (PACT's alpha, LSQ's step) and weight
+  // transforms with state (LSQ's "weight_quant.step").
+  std::unordered_set<const void*> quantizer_params;
+  for (const auto& module : model.modules(/*include_self=*/false)) {
+    if (dynamic_cast<const quant::ActivationModule*>(module.get()) == nullptr &&
+        dynamic_cast<const quant::WeightQuantModule*>(module.get()) == nullptr) {
+      continue;
+    }
+    for (const torch::Tensor& p : module->parameters(/*recurse=*/true)) {
+      quantizer_params.insert(p.unsafeGetTensorImpl());
+    }
   }
   int64_t count = 0;
   for (const torch::Tensor& p : model.parameters(/*recurse=*/true)) {
-    if (alphas.count(p.unsafeGetTensorImpl()) == 0) count += p.numel();
+    if (quantizer_params.count(p.unsafeGetTensorImpl()) == 0) count += p.numel();
   }
   return count;
 }

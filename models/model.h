@@ -53,7 +53,8 @@ std::vector<LayerSummary> SummarizeLayers(Model& model);
 // Human-readable table of SummarizeLayers plus totals.
 std::string FormatSummary(Model& model);
 
-// Parameters excluding PACT alphas (the paper's parameter counts).
+// Parameters excluding the quantizers' own (PACT alphas, LSQ steps): the paper's parameter
+// counts, whatever the quantizers.
 int64_t CountWeights(Model& model);
 
 }  // namespace pact::models

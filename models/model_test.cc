@@ -143,8 +143,9 @@ TEST_F(SummaryTest, FormatSummaryPrintsTableAndTotals) {
   EXPECT_THAT(summary, ::testing::ContainsRegex("\nlayer2.0.conv1 +conv +32x16x16 +4,608 +4\n"));
   EXPECT_THAT(summary, ::testing::ContainsRegex("\nlayer2.0.act1 +pact +32x16x16 +1 +4\n"));
   EXPECT_THAT(summary, ::testing::ContainsRegex("\nfc +linear +10 +650 +fp\n"));
-  EXPECT_THAT(summary, HasSubstr("weights (excl. alphas): 269,722; alphas: 19; "
-                                 "quantized weight layers: 18/20; quantized activations: 17/19"));
+  EXPECT_THAT(summary, HasSubstr("weights: 269,722; quantizer parameters (PACT alphas, LSQ "
+                                 "steps): 19; quantized weight layers: 18/20; quantized "
+                                 "activations: 17/19"));
   LOG(INFO) << "\n" << summary;
 }
 

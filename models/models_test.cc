@@ -165,6 +165,14 @@ TEST_P(ModelsTest, ParameterCounts) {
   for (const auto& p : pact->parameters()) all += p.numel();
   EXPECT_EQ(all, GetParam().weights + GetParam().activations);
 
+  // LSQ everywhere (first/last too): a step per activation and per weight layer, none counted.
+  auto lsq = Build(MakeLayerBuilder("lsq { bits: 4 }", "lsq { bits: 4 }", true));
+  ASSERT_NE(lsq, nullptr);
+  EXPECT_EQ(CountWeights(*lsq), GetParam().weights);
+  all = 0;
+  for (const auto& p : lsq->parameters()) all += p.numel();
+  EXPECT_EQ(all, GetParam().weights + GetParam().activations + GetParam().weight_layers);
+
   const Layers layers = FindLayers(*pact);
   EXPECT_EQ(layers.convs.size() + layers.linears.size(),
             static_cast<size_t>(GetParam().weight_layers));

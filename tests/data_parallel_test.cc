@@ -176,6 +176,12 @@ absl::Status RunSteps() {
                                 batch.images, batch.labels)
             .status();
       }));
+      if (step == 0) {  // as the Trainer does after its first step
+        PACT_RETURN_IF_ERROR(
+            train::AverageQuantizerState(*c.model, group->size(), [&](std::vector<double>* values) {
+              return group->AllReduceSum(values, "averaging the quantizer state");
+            }));
+      }
       started_early = std::max(started_early, dp->reducer().started_during_backward());
     }
   }
@@ -309,7 +315,8 @@ INSTANTIATE_TEST_SUITE_P(BucketSizes, GradientAveragingTest,
 class RankAgreementTest : public ::testing::TestWithParam<std::string> {};
 
 // Also with alphas that each rank initializes from its own shard of the first batch
-// (alpha_init_percentile): DataParallel gives every rank rank 0's values after the first step.
+// (alpha_init_percentile): AverageQuantizerState gives every rank their mean after the first
+// step.
 TEST_P(RankAgreementTest, QuantizedWeightsAndAlphasStayIdenticalOnEveryRank) {
   const std::string dir = ::pact::testing::TestTempDir("quantized");
   PACT_ASSERT_OK_AND_ASSIGN(Workers workers,

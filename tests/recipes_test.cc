@@ -35,7 +35,7 @@ TEST_P(RecipesTest, ParsesValidatesAndDryRuns) {
       << "a recipe's name is its file name";
   absl::StatusOr<std::string> summary = train::DryRun(*loaded);
   ASSERT_TRUE(summary.ok()) << summary.status();
-  EXPECT_THAT(*summary, ::testing::HasSubstr("weights (excl. alphas)"));
+  EXPECT_THAT(*summary, ::testing::HasSubstr("quantizer parameters (PACT alphas, LSQ steps)"));
 }
 
 TEST(RecipesListTest, AllPaperRecipesAreShipped) {

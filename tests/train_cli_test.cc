@@ -136,7 +136,7 @@ TEST(TrainCliTest, DryRunWithTheSeedsFlagsInDashesOrUnderscores) {
     EXPECT_THAT(r.output, HasSubstr("quantize_first_last: true"));
     EXPECT_THAT(r.output, HasSubstr("lambda_alpha: 0.001"));
     EXPECT_THAT(r.output, HasSubstr("quant_warmup_epochs: 1"));
-    EXPECT_THAT(r.output, HasSubstr("weights (excl. alphas)"));
+    EXPECT_THAT(r.output, HasSubstr("quantizer parameters (PACT alphas, LSQ steps)"));
   }
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
@@ -348,6 +349,39 @@ TEST(TrainTest, DivergingLossStopsWithAClearMessageAndKeepsTheCheckpoint) {
   EXPECT_THAT(std::string(result.status().message()), HasSubstr("loss became"));
   EXPECT_THAT(std::string(result.status().message()), HasSubstr("last.pt"));
   EXPECT_EQ(fs::file_size(dir + "/checkpoints/last.pt"), good_size);
+}
+
+TEST(TrainTest, AverageQuantizerStateAveragesOnlyWhatTheQuantizersOwnAndKeepsEqualValues) {
+  const Recipe recipe = testing::ParseTextProtoOrDie<Recipe>(kRecipe);
+  PACT_ASSERT_OK_AND_ASSIGN(train::Components c, train::BuildComponents(recipe));
+  std::map<std::string, torch::Tensor> before;
+  for (const auto& item : c.model->named_parameters()) before[item.key()] = item.value().clone();
+  // Three ranks that agree: the mean is the value, bit for bit.
+  PACT_ASSERT_OK(train::AverageQuantizerState(*c.model, 3, [](std::vector<double>* values) {
+    for (double& v : *values) v = v + v + v;
+    return absl::OkStatus();
+  }));
+  for (const auto& item : c.model->named_parameters()) {
+    EXPECT_TRUE(torch::equal(item.value(), before[item.key()])) << item.key();
+  }
+  // Two ranks that disagree on the quantizer state only (the other rank's is 2 higher).
+  int values_seen = 0;
+  PACT_ASSERT_OK(train::AverageQuantizerState(*c.model, 2, [&](std::vector<double>* values) {
+    values_seen = static_cast<int>(values->size());
+    for (double& v : *values) v = v + (v + 2.0);
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(values_seen, 3);  // the three alphas
+  for (const auto& item : c.model->named_parameters()) {
+    if (absl::EndsWith(item.key(), ".alpha")) {
+      EXPECT_EQ(item.value().item<float>(), before[item.key()].item<float>() + 1.0f) << item.key();
+    } else {
+      EXPECT_TRUE(torch::equal(item.value(), before[item.key()])) << item.key();
+    }
+  }
+  // One process: nothing to do, and the collective is not called.
+  PACT_ASSERT_OK(train::AverageQuantizerState(
+      *c.model, 1, [](std::vector<double>*) { return absl::InternalError("called"); }));
 }
 
 TEST(TrainTest, DatasetThatDoesNotFitTheModelIsRejected) {

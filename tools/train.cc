@@ -4,6 +4,7 @@
 //   bazel run //tools:train -- --dataset cifar10 --output-dir runs/cifar10   (the seed's CLI)
 //
 // Flags may be spelled with dashes (the seed's spelling) or underscores. See --help.
+#include <pthread.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -100,13 +102,33 @@ namespace {
 
 bool IsSet(const char* name) { return !gflags::GetCommandLineFlagInfoOrDie(name).is_default; }
 
-void OnSignal(int signal) {
-  if (pact::train::Trainer::StopRequested()) {
-    std::signal(signal, SIG_DFL);
-    std::raise(signal);
-    return;
-  }
-  pact::train::Trainer::RequestStop();
+// SIGINT and SIGTERM go to one thread, which asks the trainer to stop after its step (and, on
+// the second signal, ends the process at once); every other thread blocks them. A handler runs
+// on whichever thread the kernel picks and interrupts its system call, and the libraries'
+// threads (gloo's transport, OpenMP, oneDNN) are not all written for that: data-parallel runs
+// stopped by Ctrl-C occasionally corrupted the heap. Call before any thread is started, so that
+// they all inherit the mask.
+void HandleStopSignalsOnOneThread() {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::thread([stop_signals] {
+    while (true) {
+      int signal = 0;
+      if (sigwait(&stop_signals, &signal) != 0) continue;
+      if (!pact::train::Trainer::StopRequested()) {
+        pact::train::Trainer::RequestStop();
+        continue;
+      }
+      // The second one: its default action, at once.
+      std::signal(signal, SIG_DFL);
+      pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
+      std::raise(signal);
+      return;
+    }
+  }).detach();
 }
 
 void ListComponents() {
@@ -316,8 +338,6 @@ int Train(const pact::ValidatedRecipe& recipe,
     ConfigureRunLog(options.output_dir);
     options.log_to_file = LogToFileOnly;
   }
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
   auto trainer = pact::train::Trainer::Create(recipe, options);
   if (!trainer.ok()) return Fail(trainer.status());
   absl::StatusOr<pact::train::RunOutcome> outcome = (*trainer)->Run();
@@ -352,6 +372,7 @@ int main(int argc, char** argv) {
   if (FLAGS_nnodes != 1 || FLAGS_node_rank != 0) {
     return Fail(absl::InvalidArgumentError("--nnodes and --node_rank need --nproc_per_node"));
   }
+  HandleStopSignalsOnOneThread();  // before the process group's and the trainer's threads
   absl::StatusOr<std::shared_ptr<pact::dist::Collectives>> collectives = JoinJob(*env, **recipe);
   if (!collectives.ok()) return Fail(collectives.status());
   if (FLAGS_evaluate) return Evaluate(*recipe, *std::move(collectives));

@@ -29,13 +29,6 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Create(
   return dp;
 }
 
-absl::Status DataParallel::AverageGradients() {
-  PACT_RETURN_IF_ERROR(reducer_->Finish());
-  if (synced_after_first_step_) return absl::OkStatus();
-  synced_after_first_step_ = true;
-  return BroadcastModel();
-}
-
 absl::Status DataParallel::BroadcastModel() {
   std::vector<torch::Tensor> tensors = model_->parameters();
   for (const torch::Tensor& buffer : model_->buffers()) tensors.push_back(buffer);

@@ -32,11 +32,8 @@ class DataParallel {
 
   const GradientReducer& reducer() const { return *reducer_; }
 
-  // After backward, before the optimizer step: every .grad becomes the mean over ranks. The
-  // first call also gives every rank rank 0's parameters and buffers again: a module may
-  // initialize itself from its first batch (LSQ's step size, PACT's alpha_init_percentile),
-  // and each rank saw its own shard of it. From then on the ranks stay identical.
-  absl::Status AverageGradients();
+  // After backward, before the optimizer step: every .grad becomes the mean over ranks.
+  absl::Status AverageGradients() { return reducer_->Finish(); }
   // Rank 0's parameters and buffers on every rank (at start and after a resume).
   absl::Status BroadcastModel();
   // Rank 0's buffers (BatchNorm running statistics) on every rank.
@@ -49,7 +46,6 @@ class DataParallel {
   std::shared_ptr<ProcessGroup> group_;
   std::shared_ptr<torch::nn::Module> model_;
   std::unique_ptr<GradientReducer> reducer_;
-  bool synced_after_first_step_ = false;
 };
 
 // The Collectives of `group`'s ranks: AttachModel wraps the model in a DataParallel with

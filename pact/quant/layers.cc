@@ -184,8 +184,9 @@ PactActivation::PactActivation(int bits, double alpha_init, double alpha_min,
       init_percentile_(init_percentile),
       control_(std::move(control)) {
   alpha = register_parameter("alpha", torch::full({1}, alpha_init));
-  if (init_percentile_ > 0)
+  if (init_percentile_ > 0) {
     alpha_initialized = register_buffer("alpha_initialized", torch::zeros({1}));
+  }
 }
 
 bool PactActivation::NeedsDataInit() const {

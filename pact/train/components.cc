@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -67,6 +68,41 @@ void EvalStep(models::Model& model, torch::Device device, const torch::Tensor& i
   sums.top1 += hits.select(1, 0).sum().item<int64_t>();
   sums.top5 += hits.any(1).sum().item<int64_t>();
   sums.seen += labels.size(0);
+}
+
+absl::Status AverageQuantizerState(
+    torch::nn::Module& model, int world_size,
+    const std::function<absl::Status(std::vector<double>*)>& all_reduce_sum) {
+  if (world_size <= 1) return absl::OkStatus();
+  std::vector<torch::Tensor> state;
+  for (const auto& module : model.modules(/*include_self=*/false)) {
+    if (dynamic_cast<const quant::ActivationModule*>(module.get()) == nullptr &&
+        dynamic_cast<const quant::WeightQuantModule*>(module.get()) == nullptr) {
+      continue;
+    }
+    for (const torch::Tensor& p : module->parameters(/*recurse=*/false)) state.push_back(p);
+    for (const torch::Tensor& b : module->buffers(/*recurse=*/false)) state.push_back(b);
+  }
+  std::vector<double> values;
+  PACT_RETURN_IF_ERROR(TorchCall("reading the quantizer state", [&] {
+    for (const torch::Tensor& t : state) {
+      const torch::Tensor flat = t.detach().to(torch::kCPU, torch::kDouble).reshape({-1});
+      for (int64_t i = 0; i < flat.numel(); ++i) values.push_back(flat[i].item<double>());
+    }
+  }));
+  if (values.empty()) return absl::OkStatus();
+  PACT_RETURN_IF_ERROR(all_reduce_sum(&values));
+  return TorchCall("writing the averaged quantizer state", [&] {
+    torch::NoGradGuard no_grad;
+    size_t at = 0;
+    for (torch::Tensor& t : state) {
+      const int64_t n = t.numel();
+      std::vector<double> mean(values.begin() + at, values.begin() + at + n);
+      for (double& v : mean) v /= world_size;
+      t.copy_(torch::tensor(mean, torch::kDouble).reshape(t.sizes()));
+      at += n;
+    }
+  });
 }
 
 double LambdaAlpha(const QuantizationSpec& quantization, const optim::Optimizer& optimizer) {

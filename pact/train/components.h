@@ -62,6 +62,16 @@ double LambdaAlpha(const QuantizationSpec& quantization, const optim::Optimizer&
 // nothing to add (no alphas or lambda 0).
 torch::Tensor AlphaPenalty(const std::vector<torch::Tensor>& alphas, double lambda);
 
+// Quantizers may initialize their state from their first training batch (LSQ's step, PACT's
+// alpha_init_percentile), and each data-parallel rank sees its own shard of it. This makes every
+// rank hold the mean over ranks of every parameter and buffer the quantizer modules own
+// (ActivationModule, WeightQuantModule: scalars), through `all_reduce_sum` (a sum over the
+// `world_size` ranks, in double). Values that already agree stay bit for bit as they are (n
+// equal floats sum and divide exactly in double). Call it on every rank after the first step.
+absl::Status AverageQuantizerState(
+    torch::nn::Module& model, int world_size,
+    const std::function<absl::Status(std::vector<double>*)>& all_reduce_sum);
+
 // Intra-op threads for a recipe's train.threads (0 = all cores).
 int ResolveThreads(int requested);
 

@@ -316,6 +316,13 @@ absl::StatusOr<bool> TrainerImpl::TrainEpoch(int epoch, EpochMetrics* m) {
     waited += absl::Now() - asked;
     ++waited_steps;
     PACT_ASSIGN_OR_RETURN(const StepSums sums, Step(epoch, step, batch));
+    if (steps_this_run_ == 0) {
+      // Quantizers that initialized themselves from this first batch saw each rank's own shard.
+      PACT_RETURN_IF_ERROR(AverageQuantizerState(
+          *c_.model, options_.collectives->size(), [&](std::vector<double>* values) {
+            return options_.collectives->AllReduceSum(values, "averaging the quantizer state");
+          }));
+    }
     ++step;
     progress_.set_global_step(progress_.global_step() + 1);
     progress_.set_step_in_epoch(step);
