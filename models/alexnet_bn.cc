@@ -106,6 +106,19 @@ class AlexNetBn : public Model {
     return fct_->forward(x);
   }
 
+  absl::StatusOr<InferenceGraph> Graph() const override {
+    InferenceGraph g;
+    int x = g.Module("act0", g.Module("conv0", g.Input()));
+    x = g.Module("act1", g.Module("pool1", g.Module("bn1", g.Module("conv1", x))));
+    x = g.Module("act2", g.Module("pool2", g.Module("bn2", g.Module("conv2", x))));
+    x = g.Module("act3", g.Module("bn3", g.Module("conv3", x)));
+    x = g.Module("act4", g.Module("pool4", g.Module("bn4", g.Module("conv4", x))));
+    x = g.Module("actfc0", g.Module("bnfc0", g.Module("fc0", g.Flatten(x))));
+    x = g.Module("actfc1", g.Module("bnfc1", g.Module("fc1", x)));
+    g.Module("fct", x);
+    return g;
+  }
+
   std::vector<int64_t> input_shape() const override { return {3, 224, 224}; }
   int64_t num_classes() const override { return num_classes_; }
 

@@ -71,6 +71,19 @@ class FashionConvNet : public Model {
     return fc2_->forward(x);
   }
 
+  absl::StatusOr<InferenceGraph> Graph() const override {
+    InferenceGraph g;
+    int x = g.Input();
+    for (const char* stage : {"1", "2"}) {
+      for (const char* module : {"conv", "bn", "pool", "act"}) {
+        x = g.Module(absl::StrCat(module, stage), x);
+      }
+    }
+    x = g.Module("act3", g.Module("bn3", g.Module("fc1", g.Flatten(x))));
+    g.Module("fc2", x);
+    return g;
+  }
+
   std::vector<int64_t> input_shape() const override { return {1, 28, 28}; }
   int64_t num_classes() const override { return num_classes_; }
 

@@ -58,6 +58,11 @@ std::string ActivationBitsString(const LayerSummary& row) {
 
 }  // namespace
 
+absl::StatusOr<InferenceGraph> Model::Graph() const {
+  return absl::UnimplementedError(
+      absl::StrCat("model ", name(), " does not describe its inference graph (Model::Graph)"));
+}
+
 ModelRegistry& GetModelRegistry() {
   static auto* registry = new ModelRegistry("model", "//models:all_models");
   return *registry;

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "models/inference_graph.h"
 #include "models/model_spec.pb.h"
 #include "pact/core/registry.h"
 #include "pact/quant/layers.h"
@@ -26,6 +28,10 @@ class Model : public torch::nn::Module {
   // The input the architecture is defined for: {C, H, W}.
   virtual std::vector<int64_t> input_shape() const = 0;
   virtual int64_t num_classes() const = 0;
+  // The evaluation-mode computation as a graph over this model's modules
+  // (inference_graph.h), for the exporter and the integer engine; Unimplemented for a model
+  // that does not describe itself.
+  virtual absl::StatusOr<InferenceGraph> Graph() const;
 };
 
 struct BuildContext {

@@ -163,5 +163,27 @@ TEST(SummaryBeforeForwardTest, ShapesAreDashes) {
   EXPECT_THAT(summary, ::testing::ContainsRegex("\nact1 +relu +- +0 +fp\n"));
 }
 
+TEST(InferenceGraphTest, BadGraphsAreErrorsNamingTheNode) {
+  torch::nn::Module model;
+  model.register_module("relu", torch::nn::ReLU());
+  InferenceGraph unknown;
+  unknown.Module("conv9", unknown.Input());
+  EXPECT_THAT(
+      std::string(RunInferenceGraph(model, unknown, torch::zeros({1, 1, 2, 2})).status().message()),
+      HasSubstr("node 1 names module 'conv9', which the model does not have"));
+  InferenceGraph unsupported;
+  unsupported.Module("relu", unsupported.Input());
+  EXPECT_THAT(
+      std::string(
+          RunInferenceGraph(model, unsupported, torch::zeros({1, 1, 2, 2})).status().message()),
+      HasSubstr("module 'relu' (torch::nn::ReLUImpl) is not a kind the graph can run"));
+  InferenceGraph backwards;
+  backwards.Add(backwards.Input(), 5);
+  EXPECT_THAT(
+      std::string(RunInferenceGraph(model, backwards, torch::zeros({1})).status().message()),
+      HasSubstr("node 1 (add) reads node 5, which does not come before it"));
+  EXPECT_FALSE(RunInferenceGraph(model, InferenceGraph(), torch::zeros({1})).ok());
+}
+
 }  // namespace
 }  // namespace pact::models

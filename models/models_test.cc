@@ -18,9 +18,11 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "models/inference_graph.h"
 #include "models/model.h"
 #include "models/test_builders.h"
 #include "pact/core/test_util.h"
+#include "pact/quant/bn_act_ops.h"
 #include "pact/quant/layers.h"
 
 namespace pact::models {
@@ -126,6 +128,43 @@ int64_t DistinctActivationOutputs(quant::ActivationModule& act) {
   torch::NoGradGuard no_grad;
   const torch::Tensor probe = torch::linspace(-1.0, 12.0, 4001);
   return std::get<0>(at::_unique(act.forward(probe))).numel();
+}
+
+// The model's inference graph (Model::Graph) computes its forward(): bit for bit with the
+// BatchNorm+activation fusion off (the graph runs them as separate modules), and it names every
+// module that computes something exactly once.
+TEST_P(ModelsTest, InferenceGraphIsTheForward) {
+  auto model = Build(MakeLayerBuilder("pact { bits: 4 alpha_init: 3 }", "dorefa { bits: 4 }",
+                                      /*quantize_first_last=*/true));
+  ASSERT_NE(model, nullptr);
+  PACT_ASSERT_OK_AND_ASSIGN(const InferenceGraph graph, model->Graph());
+  model->eval();
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> shape = {2, model->input_shape()[0]};
+  const bool fixed_size = GetParam().train_size == GetParam().input_shape[1];
+  shape.push_back(fixed_size ? GetParam().input_shape[1] : GetParam().train_size);
+  shape.push_back(fixed_size ? GetParam().input_shape[2] : GetParam().train_size);
+  const torch::Tensor images = torch::randn(shape);
+  quant::SetBatchNormActivationFusion(false);
+  const torch::Tensor expected = model->forward(images);
+  PACT_ASSERT_OK_AND_ASSIGN(const torch::Tensor actual, RunInferenceGraph(*model, graph, images));
+  quant::SetBatchNormActivationFusion(true);
+  EXPECT_TRUE(torch::equal(actual, expected));
+
+  std::multiset<std::string> named;
+  for (const GraphNode& node : graph.nodes()) {
+    if (node.op == GraphNode::Op::kModule) named.insert(node.module);
+  }
+  for (const auto& item : model->named_modules("", /*include_self=*/false)) {
+    const torch::nn::Module* m = item.value().get();
+    const bool computes = dynamic_cast<const quant::QuantConv2dImpl*>(m) != nullptr ||
+                          dynamic_cast<const quant::QuantLinearImpl*>(m) != nullptr ||
+                          dynamic_cast<const quant::ActivationModule*>(m) != nullptr ||
+                          dynamic_cast<const torch::nn::BatchNorm2dImpl*>(m) != nullptr ||
+                          dynamic_cast<const torch::nn::BatchNorm1dImpl*>(m) != nullptr ||
+                          dynamic_cast<const torch::nn::MaxPool2dImpl*>(m) != nullptr;
+    if (computes) EXPECT_EQ(named.count(item.key()), 1u) << item.key();
+  }
 }
 
 TEST_P(ModelsTest, OutputShapeAtInputSize) {

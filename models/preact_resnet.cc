@@ -84,6 +84,17 @@ class PreactBlock : public torch::nn::Module {
     return out + (shortcut_.is_empty() ? x : shortcut_->forward(p));
   }
 
+  // This block's part of the graph, its modules under `path` ("layer1.0"); returns its output.
+  int Describe(InferenceGraph& g, const std::string& path, int x) const {
+    const auto m = [&](const char* name, int input) {
+      return g.Module(absl::StrCat(path, ".", name), input);
+    };
+    const int p = preactivate_ ? m("pre_act", m("pre_bn", x)) : x;
+    int out = m("conv2", m("act1", m("bn1", m("conv1", p))));
+    if (bottleneck_) out = m("conv3", m("act2", m("bn2", out)));
+    return g.Add(out, shortcut_.is_empty() ? x : m("shortcut", p));
+  }
+
  private:
   const bool bottleneck_;
   const bool preactivate_;
@@ -124,6 +135,7 @@ class PreactResNet : public Model {
                                                    /*preactivate=*/!(stage == 0 && i == 0));
         list->push_back(block);
         blocks_.push_back(std::move(block));
+        block_paths_.push_back(absl::StrCat("layer", stage + 1, ".", i));
         in = config.bottleneck ? 4 * planes : planes;
       }
     }
@@ -140,6 +152,15 @@ class PreactResNet : public Model {
     return fc_->forward(x.mean({2, 3}));
   }
 
+  absl::StatusOr<InferenceGraph> Graph() const override {
+    InferenceGraph g;
+    int x = g.Module("maxpool", g.Module("act1", g.Module("bn1", g.Module("conv1", g.Input()))));
+    for (size_t b = 0; b < blocks_.size(); ++b) x = blocks_[b]->Describe(g, block_paths_[b], x);
+    x = g.Module("final_act", g.Module("final_bn", x));
+    g.Module("fc", g.GlobalAvgPool(x));
+    return g;
+  }
+
   std::vector<int64_t> input_shape() const override { return {3, 224, 224}; }
   int64_t num_classes() const override { return num_classes_; }
 
@@ -150,6 +171,7 @@ class PreactResNet : public Model {
   std::shared_ptr<ActivationModule> act1_;
   torch::nn::MaxPool2d maxpool_{nullptr};
   std::vector<std::shared_ptr<PreactBlock>> blocks_;
+  std::vector<std::string> block_paths_;  // "layer1.0", ...: where each block is registered
   torch::nn::BatchNorm2d final_bn_{nullptr};
   std::shared_ptr<ActivationModule> final_act_;
   quant::QuantLinear fc_{nullptr};

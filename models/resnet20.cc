@@ -99,6 +99,27 @@ class BasicBlock : public torch::nn::Module {
     return act2_->ForwardBatchNorm(*bn2_, conv2_->forward(out), downsample_ ? Shortcut(x) : x);
   }
 
+  // This block's part of the graph, its modules under `path` ("layer1.0"); returns its output.
+  int Describe(InferenceGraph& g, const std::string& path, int x) const {
+    const auto m = [&](const char* name, int input) {
+      return g.Module(absl::StrCat(path, ".", name), input);
+    };
+    const auto shortcut = [&](int input) {
+      if (shortcut_conv_.is_empty()) {
+        return g.ZeroPadShortcut(input, stride_, pad_before_, pad_after_);
+      }
+      const int y = m("shortcut_conv", input);
+      return shortcut_bn_.is_empty() ? y : m("shortcut_bn", y);
+    };
+    if (preact_) {
+      const int p = m("pre_act", m("pre_bn", x));
+      const int out = m("conv2", m("act1", m("bn1", m("conv1", p))));
+      return g.Add(out, downsample_ ? shortcut(p) : x);
+    }
+    const int out = m("act1", m("bn1", m("conv1", x)));
+    return m("act2", g.Add(m("bn2", m("conv2", out)), downsample_ ? shortcut(x) : x));
+  }
+
  private:
   torch::Tensor Shortcut(const torch::Tensor& x) {
     if (!shortcut_conv_.is_empty()) {
@@ -152,6 +173,7 @@ class CifarResNet : public Model {
             last_block ? LayerPosition::kLast : LayerPosition::kMiddle);
         list->push_back(block);
         blocks_.push_back(std::move(block));
+        block_paths_.push_back(absl::StrCat("layer", stage + 1, ".", i));
         in = out;
       }
     }
@@ -171,6 +193,16 @@ class CifarResNet : public Model {
     return fc_->forward(x.mean({2, 3}));
   }
 
+  absl::StatusOr<InferenceGraph> Graph() const override {
+    InferenceGraph g;
+    int x = g.Module("conv1", g.Input());
+    if (!preact_) x = g.Module("act1", g.Module("bn1", x));
+    for (size_t b = 0; b < blocks_.size(); ++b) x = blocks_[b]->Describe(g, block_paths_[b], x);
+    if (preact_) x = g.Module("final_act", g.Module("final_bn", x));
+    g.Module("fc", g.GlobalAvgPool(x));
+    return g;
+  }
+
   std::vector<int64_t> input_shape() const override { return {3, 32, 32}; }
   int64_t num_classes() const override { return num_classes_; }
 
@@ -181,6 +213,7 @@ class CifarResNet : public Model {
   torch::nn::BatchNorm2d bn1_{nullptr};
   std::shared_ptr<ActivationModule> act1_;
   std::vector<std::shared_ptr<BasicBlock>> blocks_;
+  std::vector<std::string> block_paths_;  // "layer1.0", ...: where each block is registered
   torch::nn::BatchNorm2d final_bn_{nullptr};
   std::shared_ptr<ActivationModule> final_act_;
   quant::QuantLinear fc_{nullptr};

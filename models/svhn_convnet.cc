@@ -93,6 +93,20 @@ class SvhnConvNet : public Model {
     return fc_->forward(x.flatten(1));
   }
 
+  absl::StatusOr<InferenceGraph> Graph() const override {
+    InferenceGraph g;
+    int x = g.Module("act0", g.Module("pool0", g.Module("conv0", g.Input())));
+    x = g.Module("act1", g.Module("bn1", g.Module("conv1", x)));
+    x = g.Module("act2", g.Module("pool1", g.Module("bn2", g.Module("conv2", x))));
+    for (const char* i : {"3", "4", "5"}) {
+      x = g.Module(absl::StrCat("act", i),
+                   g.Module(absl::StrCat("bn", i), g.Module(absl::StrCat("conv", i), x)));
+    }
+    x = g.Module("act6", g.Module("bn6", g.Module("conv6", g.Module("dropout", x))));
+    g.Module("fc", g.Flatten(x));
+    return g;
+  }
+
   std::vector<int64_t> input_shape() const override { return {3, 40, 40}; }
   int64_t num_classes() const override { return num_classes_; }
 
