@@ -34,6 +34,9 @@ class QuantConv2dImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& input);
   // Bits in effect (kFullPrecisionBits for FP).
   int weight_bits() const { return quantizer_->bits(); }
+  // The weight quantizer ("dorefa", "lsq", "none") and this layer's transform (its state).
+  const WeightQuantizer& quantizer() const { return *quantizer_; }
+  const WeightQuantModule& weight_quant() const { return *weight_quant_; }
   const torch::nn::Conv2dOptions& options() const { return options_; }
   const std::vector<int64_t>& last_output_shape() const { return last_output_shape_; }
   // The quantized weights as used in forward (no grad).
@@ -60,6 +63,8 @@ class QuantLinearImpl : public torch::nn::Module {
                   std::shared_ptr<const QuantControl> control);
   torch::Tensor forward(const torch::Tensor& input);
   int weight_bits() const { return quantizer_->bits(); }
+  const WeightQuantizer& quantizer() const { return *quantizer_; }
+  const WeightQuantModule& weight_quant() const { return *weight_quant_; }
   const torch::nn::LinearOptions& options() const { return options_; }
   const std::vector<int64_t>& last_output_shape() const { return last_output_shape_; }
   torch::Tensor QuantizedWeight() const;
@@ -96,6 +101,7 @@ class PactActivation : public ActivationModule {
   void pretty_print(std::ostream& stream) const override;
   // How many forwards found alpha below alpha_min and clamped it.
   int64_t guard_hits() const { return guard_hits_; }
+  double alpha_min() const { return alpha_min_; }
   torch::Tensor clip_level() const override { return alpha; }
 
   torch::Tensor alpha;

@@ -32,6 +32,8 @@ class LsqActivation : public ActivationModule {
   int bits() const override { return bits_; }
   std::string kind() const override { return "lsq"; }
   void pretty_print(std::ostream& stream) const override;
+  LsqRange range() const { return range_; }
+  double step_min() const { return step_min_; }
 
   torch::Tensor step;
   torch::Tensor step_initialized;
@@ -50,6 +52,8 @@ class LsqWeight : public WeightQuantModule {
   LsqWeight(int bits, double step_init, double step_min);
   torch::Tensor forward(const torch::Tensor& weight) override;
   void pretty_print(std::ostream& stream) const override;
+  LsqRange range() const { return range_; }
+  double step_min() const { return step_min_; }
 
   torch::Tensor step;
   torch::Tensor step_initialized;
