@@ -1,0 +1,61 @@
+// The integer engine: a lowered model (integer_model.h) compiled into an integer program
+// (integer_program.proto) and run with integer arithmetic from the quantized input to the
+// logits, except in layers that are full precision by recipe.
+//
+// Compilation keeps every value between two quantized activations as an exact affine form
+// sum_t v_t * m_t[c] + b[c] over integer tensors v_t (convolution sums, activation codes): a
+// BatchNorm rescales it, a residual add appends a term, a max pool or global sum pool works on
+// the integers. A quantized activation then turns the form into its codes in one fixed-point
+// step (op "requant": int32 multipliers, a per-channel shift and an int64 offset, Jacob et al.
+// 2018 Sec. 2.2), so BatchNorm never touches the low-bit weights and the residual add is in the
+// integer domain. Where a value must leave the integers (a full-precision layer, the logits), a
+// "dequant" op evaluates the form in float.
+//
+// The network input is quantized to int16 with a fixed step (kInputScale) when the first layer
+// has integer weights; conv/linear on u8 codes with weights in int8 run on the u8 x s8 GEMM
+// (int_kernels.h), other integer layers (the 8-bit or wider first/last ones) on a portable
+// int64-accumulating loop.
+#ifndef PACT_DEPLOY_ENGINE_H_
+#define PACT_DEPLOY_ENGINE_H_
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "pact/deploy/integer_model.h"
+#include "pact/deploy/integer_program.pb.h"
+
+namespace pact::deploy {
+
+// Step of the int16 input codes: 2^-12 (inputs within +-8, a normalized image's range, are
+// represented to 1.2e-4, far below a pixel's step of 1/255 / std).
+inline constexpr double kInputScale = 1.0 / 4096;
+
+struct Program {
+  IntegerProgram info;
+  // One per info.tensors entry: int32 integers v for "packed" (the codes decoded), else the
+  // dtype itself (int8, int32, int64, float32).
+  std::vector<torch::Tensor> tensors;
+  // Filled by Prepare(): per op, the GEMM layout of its weights when it runs on the u8 x s8
+  // kernel (empty otherwise).
+  std::vector<std::vector<int8_t>> gemm_weights;
+};
+
+// Compiles `m`. Unimplemented naming the layer for what the integer program cannot express
+// (grouped or dilated integer convolutions); OutOfRange when a layer's integer sums could
+// overflow int32.
+absl::StatusOr<Program> Compile(const IntegerModel& m);
+
+// Checks `program` (value and tensor references, types, shapes) and builds its run-time
+// layouts. Compile() calls it; a program read from a file needs it before RunProgram().
+// InvalidArgument naming the op when the program is inconsistent.
+absl::Status Prepare(Program& program);
+
+// The logits [N, num_classes] (float) for normalized images [N, C, H, W].
+absl::StatusOr<torch::Tensor> RunProgram(const Program& program, const torch::Tensor& images);
+
+}  // namespace pact::deploy
+
+#endif  // PACT_DEPLOY_ENGINE_H_

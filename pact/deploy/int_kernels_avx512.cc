@@ -1,0 +1,113 @@
+// AVX-512 VNNI builds of the integer kernels (int_kernels.h); compiled with -mavx512vnni and
+// only called after int_kernels.cc checked the CPU.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "pact/deploy/int_kernels.h"
+
+namespace pact::deploy::kernels::avx512_vnni {
+namespace {
+
+// A block of kRows rows x kVecs * 16 columns of c, accumulated in registers over all of k:
+// per group of four inputs, kVecs weight loads, kRows broadcasts and kRows * kVecs vpdpbusd.
+// Rows past `rows` re-read the last valid row (never stored); columns past `cols` are masked.
+template <int kRows, int kVecs>
+void Block(const uint8_t* a, int64_t rows, int64_t lda, const int8_t* w, int64_t k4, int64_t n_pad,
+           int64_t cols, int32_t* c, int64_t ldc) {
+  __m512i acc[kRows][kVecs];
+  const uint8_t* ar[kRows];
+  for (int r = 0; r < kRows; ++r) {
+    ar[r] = a + std::min<int64_t>(r, rows - 1) * lda;
+    for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_setzero_si512();
+  }
+  const int64_t w_step = n_pad * 4;
+  for (int64_t q = 0; q < k4; q += 4) {
+    __m512i wv[kVecs];
+    for (int v = 0; v < kVecs; ++v) {
+      wv[v] = _mm512_loadu_si512(static_cast<const void*>(w + v * 64));
+    }
+    for (int r = 0; r < kRows; ++r) {
+      int32_t quad;
+      __builtin_memcpy(&quad, ar[r] + q, 4);
+      const __m512i av = _mm512_set1_epi32(quad);
+      for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], av, wv[v]);
+    }
+    w += w_step;
+  }
+  for (int r = 0; r < kRows && r < rows; ++r) {
+    for (int v = 0; v < kVecs; ++v) {
+      const int64_t left = cols - 16 * v;
+      if (left <= 0) break;
+      const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+      _mm512_mask_storeu_epi32(c + r * ldc + 16 * v, mask, acc[r][v]);
+    }
+  }
+}
+
+template <int kRows, int kVecs>
+void Gemm(const uint8_t* a, int64_t m, int64_t lda, const int8_t* w, int64_t k4, int64_t n,
+          int64_t n_pad, int32_t* c, int64_t ldc) {
+  constexpr int64_t kWidth = 16 * kVecs;
+  for (int64_t j = 0; j < n; j += kWidth) {
+    const int64_t cols = std::min(kWidth, n - j);
+    for (int64_t i = 0; i < m; i += kRows) {
+      Block<kRows, kVecs>(a + i * lda, std::min<int64_t>(kRows, m - i), lda, w + j * 4, k4, n_pad,
+                          cols, c + i * ldc + j, ldc);
+    }
+  }
+}
+
+void GemmU8S8(const uint8_t* a, int64_t m, int64_t lda, const int8_t* w, int64_t k4, int64_t n,
+              int64_t n_pad, int32_t* c, int64_t ldc) {
+  // Register blocks: 16 (or 24) accumulators, weights re-read from L1 per row block.
+  if (n_pad <= 16) {
+    Gemm<16, 1>(a, m, lda, w, k4, n, n_pad, c, ldc);
+  } else if (n_pad <= 32) {
+    Gemm<8, 2>(a, m, lda, w, k4, n, n_pad, c, ldc);
+  } else {
+    Gemm<6, 4>(a, m, lda, w, k4, n, n_pad, c, ldc);
+  }
+}
+
+// Eight channels at a time in 64-bit lanes.
+void Requant(const RequantArgs& p) {
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i max_code = _mm512_set1_epi64(p.max_code);
+  for (int64_t r = 0; r < p.rows; ++r) {
+    uint8_t* out = p.out + r * p.out_stride;
+    for (int64_t ch = 0; ch < p.channels; ch += 8) {
+      const int64_t left = std::min<int64_t>(8, p.channels - ch);
+      const __mmask8 mask = static_cast<__mmask8>((1u << left) - 1);
+      __m512i sum = _mm512_maskz_loadu_epi64(mask, p.bias + ch);
+      for (int t = 0; t < p.num_terms; ++t) {
+        const RequantTerm& term = p.terms[t];
+        __m512i v;
+        if (term.is_u8) {
+          const __m128i bytes = _mm_maskz_loadu_epi8(
+              mask, static_cast<const uint8_t*>(term.input) + r * term.stride + ch);
+          v = _mm512_cvtepu8_epi64(bytes);
+        } else {
+          v = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(
+              mask, static_cast<const int32_t*>(term.input) + r * term.stride + ch));
+        }
+        const __m512i mult =
+            _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(mask, term.multiplier + ch));
+        sum = _mm512_add_epi64(sum, _mm512_mullo_epi64(v, mult));
+      }
+      const __m512i shift = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(mask, p.shift + ch));
+      __m512i code = _mm512_srav_epi64(sum, shift);
+      code = _mm512_min_epi64(_mm512_max_epi64(code, zero), max_code);
+      _mm512_mask_cvtepi64_storeu_epi8(out + ch, mask, code);
+    }
+  }
+}
+
+}  // namespace
+
+const IntKernels& Table() {
+  static const IntKernels table = {"avx512_vnni", &GemmU8S8, &Requant};
+  return table;
+}
+
+}  // namespace pact::deploy::kernels::avx512_vnni

@@ -1,0 +1,54 @@
+// Portable builds of the integer kernels (int_kernels.h).
+#include <algorithm>
+#include <cstring>
+
+#include "pact/deploy/int_kernels.h"
+
+namespace pact::deploy::kernels::generic {
+namespace {
+
+void GemmU8S8(const uint8_t* a, int64_t m, int64_t lda, const int8_t* w, int64_t k4, int64_t n,
+              int64_t n_pad, int32_t* c, int64_t ldc) {
+  std::vector<int32_t> row(static_cast<size_t>(n_pad));
+  for (int64_t i = 0; i < m; ++i) {
+    std::fill(row.begin(), row.end(), 0);
+    const uint8_t* ai = a + i * lda;
+    for (int64_t q = 0; q < k4 / 4; ++q) {
+      const int32_t a0 = ai[4 * q], a1 = ai[4 * q + 1], a2 = ai[4 * q + 2], a3 = ai[4 * q + 3];
+      if ((a0 | a1 | a2 | a3) == 0) continue;  // PACT codes are often 0
+      const int8_t* wq = w + q * n_pad * 4;
+      for (int64_t j = 0; j < n_pad; ++j) {
+        row[j] += a0 * wq[4 * j] + a1 * wq[4 * j + 1] + a2 * wq[4 * j + 2] + a3 * wq[4 * j + 3];
+      }
+    }
+    std::memcpy(c + i * ldc, row.data(), static_cast<size_t>(n) * sizeof(int32_t));
+  }
+}
+
+void Requant(const RequantArgs& p) {
+  for (int64_t r = 0; r < p.rows; ++r) {
+    uint8_t* out = p.out + r * p.out_stride;
+    for (int64_t ch = 0; ch < p.channels; ++ch) {
+      int64_t sum = p.bias[ch];
+      for (int t = 0; t < p.num_terms; ++t) {
+        const RequantTerm& term = p.terms[t];
+        const int64_t v = term.is_u8
+                              ? static_cast<const uint8_t*>(term.input)[r * term.stride + ch]
+                              : static_cast<const int32_t*>(term.input)[r * term.stride + ch];
+        sum += v * term.multiplier[ch];
+      }
+      // >> of a negative int64 is arithmetic (floor) in GCC and Clang, as in the AVX-512 build.
+      const int64_t code = std::clamp<int64_t>(sum >> p.shift[ch], 0, p.max_code);
+      out[ch] = static_cast<uint8_t>(code);
+    }
+  }
+}
+
+}  // namespace
+
+const IntKernels& Table() {
+  static const IntKernels table = {"generic", &GemmU8S8, &Requant};
+  return table;
+}
+
+}  // namespace pact::deploy::kernels::generic
