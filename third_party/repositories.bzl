@@ -98,7 +98,8 @@ def _system_cc_repository_impl(ctx):
     ]
     for target, linkopts in ctx.attr.targets.items():
         deps = ctx.attr.deps.get(target, [])
-        lines.append("cc_library(name = %r, linkopts = %r, deps = %r)" % (target, linkopts, deps))
+        lines.append("cc_library(name = %r, linkopts = %r, deps = %r, defines = %r)" %
+                     (target, linkopts, deps, ctx.attr.defines))
     ctx.file("BUILD.bazel", "\n".join(lines) + "\n")
 
 _system_cc_repository = repository_rule(
@@ -109,6 +110,7 @@ _system_cc_repository = repository_rule(
         "debian_package": attr.string(mandatory = True),
         "targets": attr.string_list_dict(mandatory = True),
         "deps": attr.string_list_dict(),
+        "defines": attr.string_list(),
     },
 )
 
@@ -206,5 +208,15 @@ def pact_system_repositories():
         header = "/usr/include/re2/re2.h",
         debian_package = "libre2-dev",
         targets = {"re2": ["-lre2"]},
+    )
+    _system_cc_repository(
+        name = "onnx",
+        header = "/usr/include/onnx/onnx-ml.pb.h",
+        debian_package = "libonnx-dev",
+        # libonnx_proto.so is the onnx-ml.proto LibTorch already loads (libonnx1): linking it,
+        # not a second generated copy, keeps one registration of the messages.
+        targets = {"onnx": ["-lonnx", "-lonnx_proto"]},
+        deps = {"onnx": ["@com_google_protobuf//:protobuf"]},
+        defines = ["ONNX_NAMESPACE=onnx", "ONNX_ML=1"],
     )
     _libtorch_repository(name = "libtorch")
