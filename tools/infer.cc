@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -45,6 +46,7 @@ DEFINE_string(checkpoint, "",
               "Checkpoint of --compare-with: best or last (default: the exported one).");
 DEFINE_int32(batch_size, 256, "Images per integer forward.");
 DEFINE_int64(limit, 0, "Evaluate only the first this many images (0 = all).");
+DEFINE_bool(profile, false, "Print the integer engine's time per op kind.");
 DEFINE_string(kernels, "", "Integer kernel build: generic or avx512_vnni (default: the best one).");
 
 namespace {
@@ -137,6 +139,7 @@ absl::Status Infer() {
       FLAGS_limit > 0 ? std::min<int64_t>(FLAGS_limit, dataset->size()) : dataset->size();
   int64_t top1 = 0, top5 = 0, agree = 0, ref_top1 = 0;
   absl::Duration engine_time;
+  std::vector<double> op_seconds;
   std::mt19937_64 rng(0);  // unused: the eval split is not augmented
   const int64_t per_image = shape[0] * shape[1] * shape[2];
   for (int64_t start = 0; start < total; start += FLAGS_batch_size) {
@@ -147,7 +150,8 @@ absl::Status Infer() {
       labels[i] = dataset->Get(start + i, rng, images.data_ptr<float>() + i * per_image);
     }
     const absl::Time t0 = absl::Now();
-    PACT_ASSIGN_OR_RETURN(const torch::Tensor logits, pact::deploy::RunProgram(program, images));
+    PACT_ASSIGN_OR_RETURN(const torch::Tensor logits,
+                          pact::deploy::RunProgram(program, images, &op_seconds));
     engine_time += absl::Now() - t0;
     PACT_RETURN_IF_ERROR(pact::TorchCall("scoring", [&]() -> absl::Status {
       const torch::Tensor best5 = std::get<1>(logits.topk(std::min<int64_t>(5, logits.size(1)), 1));
@@ -167,6 +171,17 @@ absl::Status Infer() {
   std::cerr << absl::StrFormat("integer engine: %d images in %.2f s (%.0f images/s, batch %d)\n",
                                total, seconds, seconds > 0 ? total / seconds : 0.0,
                                FLAGS_batch_size);
+  if (FLAGS_profile) {
+    std::map<std::string, double> by_kind;
+    for (size_t i = 0; i < op_seconds.size(); ++i) {
+      const std::string& kind = program.info.ops(static_cast<int>(i)).kind();
+      const bool fused = kind == "conv" && i + 1 < op_seconds.size() && program.fused_requant[i];
+      by_kind[fused ? "conv+requant" : kind] += op_seconds[i];
+    }
+    for (const auto& [kind, s] : by_kind) {
+      std::cerr << absl::StrFormat("  %-24s %8.3f s  %5.1f%%\n", kind, s, 100.0 * s / seconds);
+    }
+  }
   const auto pct = [&](int64_t k) { return 100.0 * static_cast<double>(k) / total; };
   if (reference != nullptr) {
     std::cerr << absl::StrFormat("fake-quant reference top1 %.2f%%\n", pct(ref_top1));

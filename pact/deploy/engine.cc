@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -168,7 +169,7 @@ absl::Status Compiler::Conv(const DeployNode& node, const Sym& x, Sym* y) {
       in_value = x.terms[0].value;
     } else if (x.float_value == 0) {
       // The network input: int16 codes.
-      in_value = AddValue("i32", IntShape(x), kInt16Max);
+      in_value = AddValue("i16", IntShape(x), kInt16Max);
       AddOp("quantize_input", "input", {0}, in_value).set_input_scale(kInputScale);
       in_scale = kInputScale;
     }
@@ -563,79 +564,42 @@ void WideConvImage(const T* in, int64_t h, int64_t w, int64_t c, const int32_t* 
 
 // Rows of K = KH * KW * C input bytes per output pixel, zero-padded to k4.
 // Channels [c0, c0 + c) of an image with `stride` channels (one group of a grouped conv).
-void Im2Col(const uint8_t* in, int64_t h, int64_t w, int64_t stride, int64_t c0, int64_t c,
-            int64_t kh, int64_t kw, const OpInfo& op, int64_t oh, int64_t ow, int64_t k4,
-            uint8_t* rows) {
+template <typename T>
+void Im2Col(const T* in, int64_t h, int64_t w, int64_t stride, int64_t c0, int64_t c, int64_t kh,
+            int64_t kw, const OpInfo& op, int64_t oh, int64_t ow, int64_t k4, T* rows) {
   const int64_t k = kh * kw * c;
   for (int64_t y = 0; y < oh; ++y) {
     for (int64_t x = 0; x < ow; ++x) {
-      uint8_t* row = rows + (y * ow + x) * k4;
+      T* row = rows + (y * ow + x) * k4;
       for (int64_t ky = 0; ky < kh; ++ky) {
         const int64_t iy = y * op.stride(0) - op.padding(0) + ky;
         for (int64_t kx = 0; kx < kw; ++kx) {
           const int64_t ix = x * op.stride(1) - op.padding(1) + kx;
-          uint8_t* dst = row + (ky * kw + kx) * c;
+          T* dst = row + (ky * kw + kx) * c;
           if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
-            std::memset(dst, 0, static_cast<size_t>(c));
+            std::memset(dst, 0, static_cast<size_t>(c) * sizeof(T));
           } else {
-            std::memcpy(dst, in + (iy * w + ix) * stride + c0, static_cast<size_t>(c));
+            const T* src = in + (iy * w + ix) * stride + c0;
+            // Constant sizes become plain vector moves.
+            switch (c * sizeof(T)) {
+              case 16:
+                std::memcpy(dst, src, 16);
+                break;
+              case 32:
+                std::memcpy(dst, src, 32);
+                break;
+              case 64:
+                std::memcpy(dst, src, 64);
+                break;
+              default:
+                std::memcpy(dst, src, static_cast<size_t>(c) * sizeof(T));
+            }
           }
         }
       }
-      if (k4 > k) std::memset(row + k, 0, static_cast<size_t>(k4 - k));
+      if (k4 > k) std::memset(row + k, 0, static_cast<size_t>(k4 - k) * sizeof(T));
     }
   }
-}
-
-torch::Tensor RunIntConv(const Program& p, int op_index, const torch::Tensor& in) {
-  const OpInfo& op = p.info.ops(op_index);
-  const torch::Tensor weight = TensorOf(p, op.weight());
-  const int64_t n = in.size(0), h = in.size(1), w = in.size(2), c = in.size(3);
-  const int64_t oc = weight.size(0), kh = weight.size(1), kw = weight.size(2);
-  const int64_t groups = std::max<int64_t>(1, op.groups());
-  const int64_t cg = c / groups, ocg = oc / groups;
-  const auto& out_shape = p.info.values(op.output()).shape();
-  const int64_t oh = out_shape[0], ow = out_shape[1];
-  torch::Tensor out = torch::empty({n, oh, ow, oc}, torch::kInt32);
-  int32_t* out_data = out.data_ptr<int32_t>();
-  const std::vector<int8_t>& packed = p.gemm_weights[op_index];
-  if (!packed.empty()) {
-    const uint8_t* in_data = in.data_ptr<uint8_t>();
-    const int64_t k4 = kernels::RoundUp(kh * kw * cg, 4);
-    const int64_t n_pad = kernels::RoundUp(ocg, kernels::kGemmColumns);
-    const bool direct = groups == 1 && kh == 1 && kw == 1 && op.stride(0) == 1 &&
-                        op.stride(1) == 1 && op.padding(0) == 0 && op.padding(1) == 0 && c % 4 == 0;
-    const kernels::IntKernels& k = kernels::ActiveIntKernels();
-    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-      std::vector<uint8_t> rows(direct ? 0 : static_cast<size_t>(oh * ow * k4));
-      for (int64_t i = begin; i < end; ++i) {
-        const uint8_t* image = in_data + i * h * w * c;
-        for (int64_t g = 0; g < groups; ++g) {
-          const uint8_t* a = image;
-          if (!direct) {
-            Im2Col(image, h, w, c, g * cg, cg, kh, kw, op, oh, ow, k4, rows.data());
-            a = rows.data();
-          }
-          k.gemm_u8s8(a, oh * ow, direct ? c : k4, packed.data() + g * k4 * n_pad, k4, ocg, n_pad,
-                      out_data + i * oh * ow * oc + g * ocg, oc);
-        }
-      }
-    });
-    return out;
-  }
-  const int32_t* w_data = weight.data_ptr<int32_t>();
-  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      if (in.scalar_type() == torch::kByte) {
-        WideConvImage(in.data_ptr<uint8_t>() + i * h * w * c, h, w, c, w_data, oc, kh, kw, op, oh,
-                      ow, out_data + i * oh * ow * oc);
-      } else {
-        WideConvImage(in.data_ptr<int32_t>() + i * h * w * c, h, w, c, w_data, oc, kh, kw, op, oh,
-                      ow, out_data + i * oh * ow * oc);
-      }
-    }
-  });
-  return out;
 }
 
 torch::Tensor RunIntLinear(const Program& p, int op_index, const torch::Tensor& in) {
@@ -663,6 +627,36 @@ torch::Tensor RunIntLinear(const Program& p, int op_index, const torch::Tensor& 
   return product.to(torch::kInt32);
 }
 
+// Requantizes image `i` of `op`'s inputs into `out`; with `acc`, that buffer (one image of
+// int32 sums) stands for the first input (a convolution fused with its requantization).
+void RequantImage(const Program& p, const OpInfo& op, const std::vector<torch::Tensor>& values,
+                  int64_t i, int64_t rows, int64_t channels, const int32_t* acc,
+                  torch::Tensor& out) {
+  kernels::RequantArgs args;
+  args.rows = rows;
+  args.channels = channels;
+  args.num_terms = op.inputs_size();
+  for (int t = 0; t < op.inputs_size(); ++t) {
+    kernels::RequantTerm& term = args.terms[t];
+    term.stride = channels;
+    term.multiplier = p.tensors[op.multipliers(t)].data_ptr<int32_t>();
+    if (t == 0 && acc != nullptr) {
+      term.input = acc;
+      continue;
+    }
+    const torch::Tensor& v = values[op.inputs(t)];
+    term.is_u8 = v.scalar_type() == torch::kByte;
+    term.input = term.is_u8 ? static_cast<const void*>(v.data_ptr<uint8_t>() + i * rows * channels)
+                            : static_cast<const void*>(v.data_ptr<int32_t>() + i * rows * channels);
+  }
+  args.bias = p.tensors[op.offset()].data_ptr<int64_t>();
+  args.shift = p.tensors[op.shift()].data_ptr<int32_t>();
+  args.max_code = static_cast<int32_t>(op.max_code());
+  args.out = out.data_ptr<uint8_t>() + i * rows * channels;
+  args.out_stride = channels;
+  kernels::ActiveIntKernels().requant(args);
+}
+
 torch::Tensor RunRequant(const Program& p, const OpInfo& op,
                          const std::vector<torch::Tensor>& values) {
   const torch::Tensor& first = values[op.inputs(0)];
@@ -670,31 +664,109 @@ torch::Tensor RunRequant(const Program& p, const OpInfo& op,
   const int64_t channels = first.size(first.dim() - 1);
   const int64_t rows = first.numel() / (n * channels);
   torch::Tensor out = torch::empty(first.sizes(), torch::kByte);
-  const torch::Tensor shift = TensorOf(p, op.shift());
-  const torch::Tensor offset = TensorOf(p, op.offset());
-  const kernels::IntKernels& k = kernels::ActiveIntKernels();
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      kernels::RequantArgs args;
-      args.rows = rows;
-      args.channels = channels;
-      args.num_terms = op.inputs_size();
-      for (int t = 0; t < op.inputs_size(); ++t) {
-        const torch::Tensor& v = values[op.inputs(t)];
-        kernels::RequantTerm& term = args.terms[t];
-        term.is_u8 = v.scalar_type() == torch::kByte;
-        term.input = term.is_u8
-                         ? static_cast<const void*>(v.data_ptr<uint8_t>() + i * rows * channels)
-                         : static_cast<const void*>(v.data_ptr<int32_t>() + i * rows * channels);
-        term.stride = channels;
-        term.multiplier = TensorOf(p, op.multipliers(t)).data_ptr<int32_t>();
+      RequantImage(p, op, values, i, rows, channels, nullptr, out);
+    }
+  });
+  return out;
+}
+
+// An integer convolution; with `fused` (the requant op that alone reads its sums), each image's
+// sums stay in a per-thread buffer, in cache, and are requantized at once: the result is then
+// that op's codes.
+torch::Tensor RunIntConv(const Program& p, int op_index, const torch::Tensor& in,
+                         const OpInfo* fused, const std::vector<torch::Tensor>& values) {
+  const OpInfo& op = p.info.ops(op_index);
+  const torch::Tensor weight = TensorOf(p, op.weight());
+  const int64_t n = in.size(0), h = in.size(1), w = in.size(2), c = in.size(3);
+  const int64_t oc = weight.size(0), kh = weight.size(1), kw = weight.size(2);
+  const int64_t groups = std::max<int64_t>(1, op.groups());
+  const int64_t cg = c / groups, ocg = oc / groups;
+  const auto& out_shape = p.info.values(op.output()).shape();
+  const int64_t oh = out_shape[0], ow = out_shape[1];
+  const int64_t image_out = oh * ow * oc;
+  torch::Tensor out = torch::empty({n, oh, ow, oc}, fused ? torch::kByte : torch::kInt32);
+  const std::vector<int8_t>& packed = p.gemm_weights[op_index];
+  const int64_t k4 = kernels::RoundUp(kh * kw * cg, 4);
+  const int64_t n_pad = kernels::RoundUp(ocg, kernels::kGemmColumns);
+  const bool direct = groups == 1 && kh == 1 && kw == 1 && op.stride(0) == 1 && op.stride(1) == 1 &&
+                      op.padding(0) == 0 && op.padding(1) == 0 && c % 4 == 0;
+  const kernels::IntKernels& k = kernels::ActiveIntKernels();
+  const std::vector<int16_t>& packed16 = p.gemm16_weights[op_index];
+  const int64_t k2 = kernels::RoundUp(kh * kw * cg, 2);
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    std::vector<uint8_t> rows(packed.empty() || direct ? 0 : static_cast<size_t>(oh * ow * k4));
+    std::vector<int16_t> rows16(packed16.empty() ? 0 : static_cast<size_t>(oh * ow * k2));
+    std::vector<int32_t> local(fused ? static_cast<size_t>(image_out) : 0);
+    for (int64_t i = begin; i < end; ++i) {
+      int32_t* acc = fused ? local.data() : out.data_ptr<int32_t>() + i * image_out;
+      if (!packed16.empty()) {
+        const int16_t* image = in.data_ptr<int16_t>() + i * h * w * c;
+        for (int64_t g = 0; g < groups; ++g) {
+          Im2Col(image, h, w, c, g * cg, cg, kh, kw, op, oh, ow, k2, rows16.data());
+          k.gemm_s16s16(rows16.data(), oh * ow, k2, packed16.data() + g * k2 * n_pad, k2, ocg,
+                        n_pad, acc + g * ocg, oc);
+        }
+      } else if (packed.empty()) {
+        if (in.scalar_type() == torch::kByte) {
+          WideConvImage(in.data_ptr<uint8_t>() + i * h * w * c, h, w, c, weight.data_ptr<int32_t>(),
+                        oc, kh, kw, op, oh, ow, acc);
+        } else if (in.scalar_type() == torch::kInt16) {
+          WideConvImage(in.data_ptr<int16_t>() + i * h * w * c, h, w, c, weight.data_ptr<int32_t>(),
+                        oc, kh, kw, op, oh, ow, acc);
+        } else {
+          WideConvImage(in.data_ptr<int32_t>() + i * h * w * c, h, w, c, weight.data_ptr<int32_t>(),
+                        oc, kh, kw, op, oh, ow, acc);
+        }
+      } else {
+        const uint8_t* image = in.data_ptr<uint8_t>() + i * h * w * c;
+        for (int64_t g = 0; g < groups; ++g) {
+          const uint8_t* a = image;
+          if (!direct) {
+            Im2Col(image, h, w, c, g * cg, cg, kh, kw, op, oh, ow, k4, rows.data());
+            a = rows.data();
+          }
+          k.gemm_u8s8(a, oh * ow, direct ? c : k4, packed.data() + g * k4 * n_pad, k4, ocg, n_pad,
+                      acc + g * ocg, oc);
+        }
       }
-      args.bias = offset.data_ptr<int64_t>();
-      args.shift = shift.data_ptr<int32_t>();
-      args.max_code = static_cast<int32_t>(op.max_code());
-      args.out = out.data_ptr<uint8_t>() + i * rows * channels;
-      args.out_stride = channels;
-      k.requant(args);
+      if (fused) RequantImage(p, *fused, values, i, oh * ow, oc, acc, out);
+    }
+  });
+  return out;
+}
+
+// An activation's codes from float NCHW input (after a full-precision layer), written NHWC in
+// one pass: PACT round(clip(x, 0, alpha) * (L / alpha)), LSQ round(clip(x / s, 0, Qp)), both
+// rounding half to even in float as the trainer's ops do.
+torch::Tensor FloatToCodes(const OpInfo& op, const torch::Tensor& input) {
+  const torch::Tensor x = input.contiguous();
+  const bool lsq = op.activation() == "lsq";
+  const float clip = static_cast<float>(op.clip_max());
+  const float inverse = static_cast<float>(static_cast<double>(op.max_code()) / op.clip_max());
+  const float step = static_cast<float>(op.out_scale());
+  const float max_code = static_cast<float>(op.max_code());
+  const int64_t n = x.size(0), c = x.size(1);
+  const int64_t hw = x.dim() == 4 ? x.size(2) * x.size(3) : 1;
+  torch::Tensor out = x.dim() == 4 ? torch::empty({n, x.size(2), x.size(3), c}, torch::kByte)
+                                   : torch::empty({n, c}, torch::kByte);
+  const float* in = x.data_ptr<float>();
+  uint8_t* o = out.data_ptr<uint8_t>();
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const float* plane = in + (b * c + ch) * hw;
+        uint8_t* dst = o + b * hw * c + ch;
+        for (int64_t i = 0; i < hw; ++i) {
+          const float v = plane[i];
+          float code = lsq ? std::min(std::max(v / step, 0.0f), max_code)
+                           : std::min(std::max(v, 0.0f), clip) * inverse;
+          code = std::nearbyint(code);       // half to even (the default rounding mode)
+          if (!(code >= 0.0f)) code = 0.0f;  // NaN
+          dst[i * c] = static_cast<uint8_t>(code);
+        }
+      }
     }
   });
   return out;
@@ -726,6 +798,7 @@ absl::Status Prepare(Program& p) {
   }
   defined[0] = true;
   p.gemm_weights.assign(static_cast<size_t>(info.ops_size()), {});
+  p.gemm16_weights.assign(static_cast<size_t>(info.ops_size()), {});
   for (int i = 0; i < info.ops_size(); ++i) {
     const OpInfo& op = info.ops(i);
     if (!Contains(IntegerKinds(), op.kind()) && !Contains(FloatKinds(), op.kind())) {
@@ -774,6 +847,16 @@ absl::Status Prepare(Program& p) {
       const bool u8_input = info.values(op.inputs(0)).type() == "u8";
       const int64_t groups = std::max<int64_t>(1, op.groups());
       if (w.size(0) % groups != 0) return bad(op, i, "outputs not divisible by the groups");
+      if (op.kind() == "conv" && info.values(op.inputs(0)).type() == "i16" &&
+          w.abs().max().item<int>() <= 32767) {
+        const torch::Tensor flat = w.reshape({w.size(0), -1}).contiguous();
+        const int64_t per_group = flat.size(0) / groups;
+        for (int64_t g = 0; g < groups; ++g) {
+          const std::vector<int16_t> part = kernels::PackGemmWeights16(
+              flat.data_ptr<int32_t>() + g * per_group * flat.size(1), per_group, flat.size(1));
+          p.gemm16_weights[i].insert(p.gemm16_weights[i].end(), part.begin(), part.end());
+        }
+      }
       if (u8_input && w.abs().max().item<int>() <= 127) {
         // One GEMM layout per group, back to back.
         const torch::Tensor flat = w.reshape({w.size(0), -1}).contiguous();
@@ -786,6 +869,19 @@ absl::Status Prepare(Program& p) {
       }
     }
   }
+  // A conv whose sums only the next op, a requant, reads (as its first input) runs fused with it.
+  std::vector<int> readers(static_cast<size_t>(info.values_size()), 0);
+  for (const OpInfo& op : info.ops()) {
+    for (int v : op.inputs()) ++readers[v];
+  }
+  p.fused_requant.assign(static_cast<size_t>(info.ops_size()), false);
+  for (int i = 0; i + 1 < info.ops_size(); ++i) {
+    const OpInfo& conv = info.ops(i);
+    const OpInfo& next = info.ops(i + 1);
+    p.fused_requant[i] = conv.kind() == "conv" && next.kind() == "requant" &&
+                         next.inputs(0) == conv.output() && readers[conv.output()] == 1 &&
+                         info.output() != conv.output();
+  }
   if (info.output() <= 0 || info.output() >= info.values_size() || !defined[info.output()] ||
       info.values(info.output()).type() != "float") {
     return absl::InvalidArgumentError("the program's output must be a computed float value");
@@ -793,7 +889,8 @@ absl::Status Prepare(Program& p) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<torch::Tensor> RunProgram(const Program& p, const torch::Tensor& images) {
+absl::StatusOr<torch::Tensor> RunProgram(const Program& p, const torch::Tensor& images,
+                                         std::vector<double>* op_seconds) {
   const IntegerProgram& info = p.info;
   if (images.dim() != 4 || images.size(1) != info.input_shape(0) ||
       images.size(2) != info.input_shape(1) || images.size(3) != info.input_shape(2)) {
@@ -805,6 +902,14 @@ absl::StatusOr<torch::Tensor> RunProgram(const Program& p, const torch::Tensor& 
     torch::NoGradGuard no_grad;
     std::vector<torch::Tensor> values(static_cast<size_t>(info.values_size()));
     values[0] = images.to(torch::kFloat).contiguous();
+    if (op_seconds != nullptr) op_seconds->resize(static_cast<size_t>(info.ops_size()), 0.0);
+    auto start = std::chrono::steady_clock::now();
+    const auto clock = [&](int i) {
+      if (op_seconds == nullptr) return;
+      const auto now = std::chrono::steady_clock::now();
+      (*op_seconds)[i] += std::chrono::duration<double>(now - start).count();
+      start = now;
+    };
     for (int i = 0; i < info.ops_size(); ++i) {
       const OpInfo& op = info.ops(i);
       const auto in = [&](int k) -> const torch::Tensor& { return values[op.inputs(k)]; };
@@ -813,20 +918,17 @@ absl::StatusOr<torch::Tensor> RunProgram(const Program& p, const torch::Tensor& 
       torch::Tensor y;
       if (kind == "quantize_input") {
         y = ToIntLayout(torch::round(in(0) / op.input_scale()).clamp(-32768, 32767))
-                .to(torch::kInt32);
+                .to(torch::kInt16);
       } else if (kind == "float_to_codes") {
-        torch::Tensor codes;
-        if (op.activation() == "lsq") {
-          codes = torch::round(torch::clamp(in(0) / static_cast<float>(op.out_scale()), 0.0,
-                                            static_cast<double>(op.max_code())));
-        } else {
-          const float inverse =
-              static_cast<float>(static_cast<double>(op.max_code()) / op.clip_max());
-          codes = torch::round(torch::clamp(in(0), 0.0, op.clip_max()) * inverse);
-        }
-        y = ToIntLayout(codes.to(torch::kByte));
+        y = FloatToCodes(op, in(0));
+      } else if (kind == "conv" && p.fused_requant[i]) {
+        const OpInfo& requant = info.ops(i + 1);
+        values[requant.output()] = RunIntConv(p, i, in(0), &requant, values);
+        clock(i);
+        ++i;  // the requant is done
+        continue;
       } else if (kind == "conv") {
-        y = RunIntConv(p, i, in(0));
+        y = RunIntConv(p, i, in(0), nullptr, values);
       } else if (kind == "linear") {
         y = RunIntLinear(p, i, in(0));
       } else if (kind == "requant") {
@@ -856,11 +958,12 @@ absl::StatusOr<torch::Tensor> RunProgram(const Program& p, const torch::Tensor& 
         y = in(0).slice(1, 0, c10::nullopt, op.stride(0)).slice(2, 0, c10::nullopt, op.stride(1));
         y = torch::constant_pad_nd(y, {op.pad_before(), op.pad_after()}, 0).contiguous();
       } else if (kind == "dequant") {
-        torch::Tensor sum = tensor(op.offset()).to(torch::kDouble);
+        // Float math: the result feeds float layers or is the logits.
+        torch::Tensor sum = tensor(op.offset());
         for (int t = 0; t < op.inputs_size(); ++t) {
-          sum = sum + in(t).to(torch::kDouble) * tensor(op.multipliers(t)).to(torch::kDouble);
+          sum = sum + in(t).to(torch::kFloat) * tensor(op.multipliers(t));
         }
-        y = ToFloatLayout(sum.to(torch::kFloat));
+        y = ToFloatLayout(sum);
       } else if (kind == "float_conv") {
         const torch::Tensor bias = op.bias() >= 0 ? tensor(op.bias()) : torch::Tensor();
         y = torch::conv2d(in(0), tensor(op.weight()), bias, {op.stride(0), op.stride(1)},
@@ -889,6 +992,7 @@ absl::StatusOr<torch::Tensor> RunProgram(const Program& p, const torch::Tensor& 
         y = torch::constant_pad_nd(y, {0, 0, 0, 0, op.pad_before(), op.pad_after()}, 0);
       }
       values[op.output()] = y;
+      clock(i);
     }
     return values[info.output()];
   });

@@ -12,9 +12,10 @@
 // "dequant" op evaluates the form in float.
 //
 // The network input is quantized to int16 with a fixed step (kInputScale) when the first layer
-// has integer weights; conv/linear on u8 codes with weights in int8 run on the u8 x s8 GEMM
-// (int_kernels.h), other integer layers (the 8-bit or wider first/last ones) on a portable
-// int64-accumulating loop.
+// has integer weights, and that conv runs on the int16 x int16 GEMM; conv/linear on u8 codes
+// with weights in int8 run on the u8 x s8 GEMM (int_kernels.h); other integer layers (8-bit
+// DoReFa weights, whose odd codes need 9 bits, and the linear layer on pooled sums) on a
+// portable int64-accumulating loop.
 #ifndef PACT_DEPLOY_ENGINE_H_
 #define PACT_DEPLOY_ENGINE_H_
 
@@ -41,6 +42,10 @@ struct Program {
   // Filled by Prepare(): per op, the GEMM layout of its weights when it runs on the u8 x s8
   // kernel (empty otherwise).
   std::vector<std::vector<int8_t>> gemm_weights;
+  // Likewise for the int16 x int16 kernel (a conv on the int16 input codes).
+  std::vector<std::vector<int16_t>> gemm16_weights;
+  // Per op: a conv run together with the requant after it (its only reader).
+  std::vector<bool> fused_requant;
 };
 
 // Compiles `m`. Unimplemented naming the layer for what the integer program cannot express
@@ -53,8 +58,10 @@ absl::StatusOr<Program> Compile(const IntegerModel& m);
 // InvalidArgument naming the op when the program is inconsistent.
 absl::Status Prepare(Program& program);
 
-// The logits [N, num_classes] (float) for normalized images [N, C, H, W].
-absl::StatusOr<torch::Tensor> RunProgram(const Program& program, const torch::Tensor& images);
+// The logits [N, num_classes] (float) for normalized images [N, C, H, W]. With `op_seconds`
+// (resized to the op count), adds each op's wall time to it (a fused conv's goes to the conv).
+absl::StatusOr<torch::Tensor> RunProgram(const Program& program, const torch::Tensor& images,
+                                         std::vector<double>* op_seconds = nullptr);
 
 }  // namespace pact::deploy
 

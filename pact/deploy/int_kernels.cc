@@ -43,6 +43,18 @@ std::vector<int8_t> PackGemmWeights(const int32_t* w, int64_t n, int64_t k) {
   return packed;
 }
 
+std::vector<int16_t> PackGemmWeights16(const int32_t* w, int64_t n, int64_t k) {
+  const int64_t k2 = RoundUp(k, 2), n_pad = RoundUp(n, kGemmColumns);
+  std::vector<int16_t> packed(static_cast<size_t>(k2 * n_pad), 0);
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t i = 0; i < k; ++i) {
+      packed[static_cast<size_t>((i / 2) * n_pad * 2 + j * 2 + i % 2)] =
+          static_cast<int16_t>(w[j * k + i]);
+    }
+  }
+  return packed;
+}
+
 const IntKernels& ActiveIntKernels() { return *Active().load(std::memory_order_relaxed); }
 
 std::vector<const IntKernels*> SupportedIntKernels() {

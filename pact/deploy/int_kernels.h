@@ -21,6 +21,8 @@ namespace pact::deploy::kernels {
 inline constexpr int64_t kGemmColumns = 16;
 inline int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 std::vector<int8_t> PackGemmWeights(const int32_t* w, int64_t n, int64_t k);
+// The same for GemmS16S16: [k2 / 2][n_pad][2] int16, k2 = k rounded up to 2.
+std::vector<int16_t> PackGemmWeights16(const int32_t* w, int64_t n, int64_t k);
 
 // One term of a requantization sum: an int32 or uint8 tensor of rows x channels (row stride
 // `stride` elements) and its per-channel multiplier.
@@ -55,6 +57,11 @@ struct IntKernels {
   // columns j < n written.
   void (*gemm_u8s8)(const uint8_t* a, int64_t m, int64_t lda, const int8_t* w, int64_t k4,
                     int64_t n, int64_t n_pad, int32_t* c, int64_t ldc);
+  // The int16 x int16 -> int32 product (the first layer on int16 input codes), weights from
+  // PackGemmWeights16; a: m rows of k2 int16 (zero past k). Sums must fit int32 (the compiler
+  // checks the bound).
+  void (*gemm_s16s16)(const int16_t* a, int64_t m, int64_t lda, const int16_t* w, int64_t k2,
+                      int64_t n, int64_t n_pad, int32_t* c, int64_t ldc);
   void (*requant)(const RequantArgs& args);
 };
 

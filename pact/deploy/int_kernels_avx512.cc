@@ -70,6 +70,52 @@ void GemmU8S8(const uint8_t* a, int64_t m, int64_t lda, const int8_t* w, int64_t
   }
 }
 
+// As Block, with pairs of int16 (vpdpwssd) instead of quads of bytes.
+template <int kRows, int kVecs>
+void Block16(const int16_t* a, int64_t rows, int64_t lda, const int16_t* w, int64_t k2,
+             int64_t n_pad, int64_t cols, int32_t* c, int64_t ldc) {
+  __m512i acc[kRows][kVecs];
+  const int16_t* ar[kRows];
+  for (int r = 0; r < kRows; ++r) {
+    ar[r] = a + std::min<int64_t>(r, rows - 1) * lda;
+    for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_setzero_si512();
+  }
+  const int64_t w_step = n_pad * 2;
+  for (int64_t q = 0; q < k2; q += 2) {
+    __m512i wv[kVecs];
+    for (int v = 0; v < kVecs; ++v) {
+      wv[v] = _mm512_loadu_si512(static_cast<const void*>(w + v * 32));
+    }
+    for (int r = 0; r < kRows; ++r) {
+      int32_t pair;
+      __builtin_memcpy(&pair, ar[r] + q, 4);
+      const __m512i av = _mm512_set1_epi32(pair);
+      for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_dpwssd_epi32(acc[r][v], av, wv[v]);
+    }
+    w += w_step;
+  }
+  for (int r = 0; r < kRows && r < rows; ++r) {
+    for (int v = 0; v < kVecs; ++v) {
+      const int64_t left = cols - 16 * v;
+      if (left <= 0) break;
+      const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+      _mm512_mask_storeu_epi32(c + r * ldc + 16 * v, mask, acc[r][v]);
+    }
+  }
+}
+
+void GemmS16S16(const int16_t* a, int64_t m, int64_t lda, const int16_t* w, int64_t k2, int64_t n,
+                int64_t n_pad, int32_t* c, int64_t ldc) {
+  constexpr int kRows = 8, kVecs = 2;
+  for (int64_t j = 0; j < n; j += 16 * kVecs) {
+    const int64_t cols = std::min<int64_t>(16 * kVecs, n - j);
+    for (int64_t i = 0; i < m; i += kRows) {
+      Block16<kRows, kVecs>(a + i * lda, std::min<int64_t>(kRows, m - i), lda, w + j * 2, k2, n_pad,
+                            cols, c + i * ldc + j, ldc);
+    }
+  }
+}
+
 // Eight channels at a time in 64-bit lanes.
 void Requant(const RequantArgs& p) {
   const __m512i zero = _mm512_setzero_si512();
@@ -106,7 +152,7 @@ void Requant(const RequantArgs& p) {
 }  // namespace
 
 const IntKernels& Table() {
-  static const IntKernels table = {"avx512_vnni", &GemmU8S8, &Requant};
+  static const IntKernels table = {"avx512_vnni", &GemmU8S8, &GemmS16S16, &Requant};
   return table;
 }
 

@@ -25,6 +25,21 @@ void GemmU8S8(const uint8_t* a, int64_t m, int64_t lda, const int8_t* w, int64_t
   }
 }
 
+void GemmS16S16(const int16_t* a, int64_t m, int64_t lda, const int16_t* w, int64_t k2, int64_t n,
+                int64_t n_pad, int32_t* c, int64_t ldc) {
+  std::vector<int32_t> row(static_cast<size_t>(n_pad));
+  for (int64_t i = 0; i < m; ++i) {
+    std::fill(row.begin(), row.end(), 0);
+    const int16_t* ai = a + i * lda;
+    for (int64_t q = 0; q < k2 / 2; ++q) {
+      const int32_t a0 = ai[2 * q], a1 = ai[2 * q + 1];
+      const int16_t* wq = w + q * n_pad * 2;
+      for (int64_t j = 0; j < n_pad; ++j) row[j] += a0 * wq[2 * j] + a1 * wq[2 * j + 1];
+    }
+    std::memcpy(c + i * ldc, row.data(), static_cast<size_t>(n) * sizeof(int32_t));
+  }
+}
+
 void Requant(const RequantArgs& p) {
   for (int64_t r = 0; r < p.rows; ++r) {
     uint8_t* out = p.out + r * p.out_stride;
@@ -47,7 +62,7 @@ void Requant(const RequantArgs& p) {
 }  // namespace
 
 const IntKernels& Table() {
-  static const IntKernels table = {"generic", &GemmU8S8, &Requant};
+  static const IntKernels table = {"generic", &GemmU8S8, &GemmS16S16, &Requant};
   return table;
 }
 

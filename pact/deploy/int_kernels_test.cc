@@ -40,6 +40,33 @@ TEST(IntKernelsTest, GemmIsTheIntegerProductInEveryBuild) {
   }
 }
 
+TEST(IntKernelsTest, Gemm16IsTheIntegerProductInEveryBuild) {
+  std::mt19937 rng(5);
+  for (const IntKernels* k : SupportedIntKernels()) {
+    for (const auto& [m, n, kk] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+             {1, 1, 1}, {37, 16, 27}, {23, 40, 75}, {9, 10, 7}}) {
+      SCOPED_TRACE(testing::Message() << k->name << " m=" << m << " n=" << n << " k=" << kk);
+      const int64_t k2 = RoundUp(kk, 2), n_pad = RoundUp(n, kGemmColumns);
+      std::vector<int16_t> a(static_cast<size_t>(m * k2), 0);
+      std::vector<int32_t> w(static_cast<size_t>(n * kk));
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < kk; ++j) a[i * k2 + j] = static_cast<int16_t>(rng() % 65536);
+      }
+      for (int32_t& v : w) v = static_cast<int32_t>(rng() % 511) - 255;
+      const std::vector<int16_t> packed = PackGemmWeights16(w.data(), n, kk);
+      std::vector<int32_t> c(static_cast<size_t>(m * n), 0);
+      k->gemm_s16s16(a.data(), m, k2, packed.data(), k2, n, n_pad, c.data(), n);
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < n; ++j) {
+          int64_t expected = 0;
+          for (int64_t t = 0; t < kk; ++t) expected += int64_t{a[i * k2 + t]} * w[j * kk + t];
+          ASSERT_EQ(c[i * n + j], expected) << i << "," << j;
+        }
+      }
+    }
+  }
+}
+
 TEST(IntKernelsTest, RequantRoundsHalfUpAndClipsInEveryBuild) {
   std::mt19937 rng(4);
   const int64_t rows = 5, channels = 19;
