@@ -34,6 +34,7 @@
 #include "pact/deploy/packed_model.h"
 #include "pact/deploy/trained_model.h"
 #include "pact/train/components.h"
+#include "pact/train/trainer.h"
 #include "tools/cli.h"
 
 DEFINE_string(model, "", "Export folder (holds model.pim) or the .pim file.");
@@ -214,6 +215,8 @@ int main(int argc, char** argv) {
   if (const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY"); cwd != nullptr) {
     if (chdir(cwd) != 0) return Fail(absl::InternalError(absl::StrCat("cannot chdir to ", cwd)));
   }
+  pact::train::TuneProcessForTraining();
+  at::set_num_threads(pact::train::ResolveThreads(0));  // every core (LibTorch's default is 1 here)
   const absl::Status status = Infer();
   return status.ok() ? 0 : Fail(status);
 }

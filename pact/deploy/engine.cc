@@ -695,8 +695,15 @@ torch::Tensor RunIntConv(const Program& p, int op_index, const torch::Tensor& in
   const kernels::IntKernels& k = kernels::ActiveIntKernels();
   const std::vector<int16_t>& packed16 = p.gemm16_weights[op_index];
   const int64_t k2 = kernels::RoundUp(kh * kw * cg, 2);
+  // Implicit GEMM on a zero-padded copy (square strides, channels in whole quads).
+  const int64_t pad_h = op.padding(0), pad_w = op.padding(1);
+  const int64_t hp = h + 2 * pad_h, wp = w + 2 * pad_w;
+  const bool implicit =
+      !packed.empty() && !direct && groups == 1 && c % 4 == 0 && op.stride(0) == op.stride(1);
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-    std::vector<uint8_t> rows(packed.empty() || direct ? 0 : static_cast<size_t>(oh * ow * k4));
+    std::vector<uint8_t> padded(implicit ? static_cast<size_t>(hp * wp * c) : 0, 0);
+    std::vector<uint8_t> rows(
+        packed.empty() || direct || implicit ? 0 : static_cast<size_t>(oh * ow * k4));
     std::vector<int16_t> rows16(packed16.empty() ? 0 : static_cast<size_t>(oh * ow * k2));
     std::vector<int32_t> local(fused ? static_cast<size_t>(image_out) : 0);
     for (int64_t i = begin; i < end; ++i) {
@@ -719,6 +726,15 @@ torch::Tensor RunIntConv(const Program& p, int op_index, const torch::Tensor& in
           WideConvImage(in.data_ptr<int32_t>() + i * h * w * c, h, w, c, weight.data_ptr<int32_t>(),
                         oc, kh, kw, op, oh, ow, acc);
         }
+      } else if (implicit) {
+        // Zero-pad the image once; the kernel then reads every window in place.
+        const uint8_t* image = in.data_ptr<uint8_t>() + i * h * w * c;
+        for (int64_t y = 0; y < h; ++y) {
+          std::memcpy(padded.data() + ((y + pad_h) * wp + pad_w) * c, image + y * w * c,
+                      static_cast<size_t>(w * c));
+        }
+        k.conv_u8s8(padded.data(), wp, c, kh, kw, op.stride(0), oh, ow, packed.data(), oc, n_pad,
+                    acc, oc);
       } else {
         const uint8_t* image = in.data_ptr<uint8_t>() + i * h * w * c;
         for (int64_t g = 0; g < groups; ++g) {

@@ -6,7 +6,9 @@
 //   bazel run //pact/deploy:engine_benchmark -- --benchmark_repetitions=5 \
 //       --benchmark_enable_random_interleaving=true
 //
-// images/s is items_per_second.
+// images/s is items_per_second. The process is set up as the trainer's (malloc keeps large
+// blocks, TuneProcessForTraining), so the FP32 figure is the trainer's evaluation forward
+// (//tools:train_benchmark's "eval forward" row).
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -20,6 +22,7 @@
 #include "pact/deploy/int_kernels.h"
 #include "pact/deploy/integer_model.h"
 #include "pact/train/components.h"
+#include "pact/train/trainer.h"
 
 namespace pact::deploy {
 namespace {
@@ -58,7 +61,7 @@ void BM_Fp32EvalForward(benchmark::State& state) {
     benchmark::DoNotOptimize(logits.data_ptr<float>());
   }
   state.SetItemsProcessed(state.iterations() * kBatch);
-  state.SetLabel("LibTorch FP32 (oneDNN)");
+  state.SetLabel("LibTorch FP32 (oneDNN), threads " + std::to_string(at::get_num_threads()));
 }
 
 void BM_IntegerEval(benchmark::State& state) {
@@ -103,4 +106,12 @@ BENCHMARK(BM_IntegerEval)
 }  // namespace
 }  // namespace pact::deploy
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  pact::train::TuneProcessForTraining();
+  at::set_num_threads(pact::train::ResolveThreads(0));  // every core, as the trainer
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

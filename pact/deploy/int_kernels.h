@@ -62,6 +62,14 @@ struct IntKernels {
   // checks the bound).
   void (*gemm_s16s16)(const int16_t* a, int64_t m, int64_t lda, const int16_t* w, int64_t k2,
                       int64_t n, int64_t n_pad, int32_t* c, int64_t ldc);
+  // A convolution of one NHWC uint8 image without an im2col copy (implicit GEMM): `in` is the
+  // image already zero-padded to rows of `wp` pixels of `c` channels (c % 4 == 0); output pixel
+  // (y, x) reads, for each kernel row ky, the kw * c contiguous bytes at pixel
+  // (y * stride + ky, x * stride). Weights from PackGemmWeights of [n][kh][kw][c]; out[y][x][j]
+  // for j < n, row stride ldc per pixel.
+  void (*conv_u8s8)(const uint8_t* in, int64_t wp, int64_t c, int64_t kh, int64_t kw,
+                    int64_t stride, int64_t oh, int64_t ow, const int8_t* w, int64_t n,
+                    int64_t n_pad, int32_t* out, int64_t ldc);
   void (*requant)(const RequantArgs& args);
 };
 

@@ -61,12 +61,84 @@ void Gemm(const uint8_t* a, int64_t m, int64_t lda, const int8_t* w, int64_t k4,
 void GemmU8S8(const uint8_t* a, int64_t m, int64_t lda, const int8_t* w, int64_t k4, int64_t n,
               int64_t n_pad, int32_t* c, int64_t ldc) {
   // Register blocks: 16 (or 24) accumulators, weights re-read from L1 per row block.
-  if (n_pad <= 16) {
-    Gemm<16, 1>(a, m, lda, w, k4, n, n_pad, c, ldc);
-  } else if (n_pad <= 32) {
+  // Block widths divide n_pad, so no weight load passes the packed weights' end.
+  if (n_pad % 64 == 0) {
+    Gemm<6, 4>(a, m, lda, w, k4, n, n_pad, c, ldc);
+  } else if (n_pad % 32 == 0) {
     Gemm<8, 2>(a, m, lda, w, k4, n, n_pad, c, ldc);
   } else {
-    Gemm<6, 4>(a, m, lda, w, k4, n, n_pad, c, ldc);
+    Gemm<16, 1>(a, m, lda, w, k4, n, n_pad, c, ldc);
+  }
+}
+
+// As Block, for kRows consecutive output pixels of one output row of a padded image: row r
+// reads kernel row ky at ar[r] + ky * row_bytes, run bytes long, so no im2col copy is needed.
+template <int kRows, int kVecs>
+void ConvBlock(const uint8_t* const* ar, int64_t rows, int64_t row_bytes, int64_t kh, int64_t run,
+               const int8_t* w, int64_t n_pad, int64_t cols, int32_t* c, int64_t ldc) {
+  __m512i acc[kRows][kVecs];
+  for (int r = 0; r < kRows; ++r) {
+    for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_setzero_si512();
+  }
+  const int64_t w_step = n_pad * 4;
+  for (int64_t ky = 0; ky < kh; ++ky) {
+    const int64_t offset = ky * row_bytes;
+    for (int64_t q = 0; q < run; q += 4) {
+      __m512i wv[kVecs];
+      for (int v = 0; v < kVecs; ++v) {
+        wv[v] = _mm512_loadu_si512(static_cast<const void*>(w + v * 64));
+      }
+      for (int r = 0; r < kRows; ++r) {
+        int32_t quad;
+        __builtin_memcpy(&quad, ar[r] + offset + q, 4);
+        const __m512i av = _mm512_set1_epi32(quad);
+        for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], av, wv[v]);
+      }
+      w += w_step;
+    }
+  }
+  for (int r = 0; r < kRows && r < rows; ++r) {
+    for (int v = 0; v < kVecs; ++v) {
+      const int64_t left = cols - 16 * v;
+      if (left <= 0) break;
+      const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+      _mm512_mask_storeu_epi32(c + r * ldc + 16 * v, mask, acc[r][v]);
+    }
+  }
+}
+
+template <int kRows, int kVecs>
+void Conv(const uint8_t* in, int64_t wp, int64_t c, int64_t kh, int64_t kw, int64_t stride,
+          int64_t oh, int64_t ow, const int8_t* w, int64_t n, int64_t n_pad, int32_t* out,
+          int64_t ldc) {
+  constexpr int64_t kWidth = 16 * kVecs;
+  const int64_t row_bytes = wp * c;
+  for (int64_t j = 0; j < n; j += kWidth) {
+    const int64_t cols = std::min(kWidth, n - j);
+    for (int64_t y = 0; y < oh; ++y) {
+      for (int64_t x = 0; x < ow; x += kRows) {
+        const int64_t rows = std::min<int64_t>(kRows, ow - x);
+        const uint8_t* ar[kRows];
+        for (int r = 0; r < kRows; ++r) {
+          const int64_t xr = x + std::min<int64_t>(r, rows - 1);
+          ar[r] = in + (y * stride * wp + xr * stride) * c;
+        }
+        ConvBlock<kRows, kVecs>(ar, rows, row_bytes, kh, kw * c, w + j * 4, n_pad, cols,
+                                out + (y * ow + x) * ldc + j, ldc);
+      }
+    }
+  }
+}
+
+void ConvU8S8(const uint8_t* in, int64_t wp, int64_t c, int64_t kh, int64_t kw, int64_t stride,
+              int64_t oh, int64_t ow, const int8_t* w, int64_t n, int64_t n_pad, int32_t* out,
+              int64_t ldc) {
+  if (n_pad % 64 == 0) {
+    Conv<6, 4>(in, wp, c, kh, kw, stride, oh, ow, w, n, n_pad, out, ldc);
+  } else if (n_pad % 32 == 0) {
+    Conv<8, 2>(in, wp, c, kh, kw, stride, oh, ow, w, n, n_pad, out, ldc);
+  } else {
+    Conv<16, 1>(in, wp, c, kh, kw, stride, oh, ow, w, n, n_pad, out, ldc);
   }
 }
 
@@ -152,7 +224,7 @@ void Requant(const RequantArgs& p) {
 }  // namespace
 
 const IntKernels& Table() {
-  static const IntKernels table = {"avx512_vnni", &GemmU8S8, &GemmS16S16, &Requant};
+  static const IntKernels table = {"avx512_vnni", &GemmU8S8, &GemmS16S16, &ConvU8S8, &Requant};
   return table;
 }
 

@@ -40,6 +40,30 @@ void GemmS16S16(const int16_t* a, int64_t m, int64_t lda, const int16_t* w, int6
   }
 }
 
+void ConvU8S8(const uint8_t* in, int64_t wp, int64_t c, int64_t kh, int64_t kw, int64_t stride,
+              int64_t oh, int64_t ow, const int8_t* w, int64_t n, int64_t n_pad, int32_t* out,
+              int64_t ldc) {
+  std::vector<int32_t> row(static_cast<size_t>(n_pad));
+  const int64_t run = kw * c;  // contiguous bytes per kernel row
+  for (int64_t y = 0; y < oh; ++y) {
+    for (int64_t x = 0; x < ow; ++x) {
+      std::fill(row.begin(), row.end(), 0);
+      const int8_t* wq = w;
+      for (int64_t ky = 0; ky < kh; ++ky) {
+        const uint8_t* a = in + ((y * stride + ky) * wp + x * stride) * c;
+        for (int64_t q = 0; q < run; q += 4, wq += n_pad * 4) {
+          const int32_t a0 = a[q], a1 = a[q + 1], a2 = a[q + 2], a3 = a[q + 3];
+          if ((a0 | a1 | a2 | a3) == 0) continue;
+          for (int64_t j = 0; j < n_pad; ++j) {
+            row[j] += a0 * wq[4 * j] + a1 * wq[4 * j + 1] + a2 * wq[4 * j + 2] + a3 * wq[4 * j + 3];
+          }
+        }
+      }
+      std::memcpy(out + (y * ow + x) * ldc, row.data(), static_cast<size_t>(n) * sizeof(int32_t));
+    }
+  }
+}
+
 void Requant(const RequantArgs& p) {
   for (int64_t r = 0; r < p.rows; ++r) {
     uint8_t* out = p.out + r * p.out_stride;
@@ -62,7 +86,7 @@ void Requant(const RequantArgs& p) {
 }  // namespace
 
 const IntKernels& Table() {
-  static const IntKernels table = {"generic", &GemmU8S8, &GemmS16S16, &Requant};
+  static const IntKernels table = {"generic", &GemmU8S8, &GemmS16S16, &ConvU8S8, &Requant};
   return table;
 }
 

@@ -67,6 +67,56 @@ TEST(IntKernelsTest, Gemm16IsTheIntegerProductInEveryBuild) {
   }
 }
 
+// The implicit-GEMM convolution against a plain loop over the padded image.
+TEST(IntKernelsTest, ConvIsTheIntegerConvolutionInEveryBuild) {
+  std::mt19937 rng(6);
+  struct Shape {
+    int64_t h, w, c, n, k, stride, pad;
+  };
+  for (const IntKernels* kernels : SupportedIntKernels()) {
+    for (const Shape& s : std::vector<Shape>{{8, 8, 16, 16, 3, 1, 1},
+                                             {9, 7, 32, 32, 3, 2, 1},
+                                             {5, 6, 64, 64, 3, 1, 1},
+                                             {6, 6, 4, 20, 1, 2, 0},
+                                             {7, 5, 8, 48, 5, 1, 2}}) {
+      SCOPED_TRACE(testing::Message() << kernels->name << " h=" << s.h << " c=" << s.c
+                                      << " n=" << s.n << " k=" << s.k << " s=" << s.stride);
+      const int64_t hp = s.h + 2 * s.pad, wp = s.w + 2 * s.pad;
+      const int64_t oh = (hp - s.k) / s.stride + 1, ow = (wp - s.k) / s.stride + 1;
+      std::vector<uint8_t> in(static_cast<size_t>(hp * wp * s.c), 0);
+      for (int64_t y = 0; y < s.h; ++y) {
+        for (int64_t x = 0; x < s.w * s.c; ++x) {
+          in[((y + s.pad) * wp + s.pad) * s.c + x] = static_cast<uint8_t>(rng() % 256);
+        }
+      }
+      const int64_t kk = s.k * s.k * s.c;
+      std::vector<int32_t> w(static_cast<size_t>(s.n * kk));
+      for (int32_t& v : w) v = static_cast<int32_t>(rng() % 256) - 128;
+      const std::vector<int8_t> packed = PackGemmWeights(w.data(), s.n, kk);
+      std::vector<int32_t> out(static_cast<size_t>(oh * ow * s.n), -1);
+      kernels->conv_u8s8(in.data(), wp, s.c, s.k, s.k, s.stride, oh, ow, packed.data(), s.n,
+                         RoundUp(s.n, kGemmColumns), out.data(), s.n);
+      for (int64_t y = 0; y < oh; ++y) {
+        for (int64_t x = 0; x < ow; ++x) {
+          for (int64_t j = 0; j < s.n; ++j) {
+            int64_t expected = 0;
+            for (int64_t ky = 0; ky < s.k; ++ky) {
+              for (int64_t kx = 0; kx < s.k; ++kx) {
+                for (int64_t ch = 0; ch < s.c; ++ch) {
+                  expected +=
+                      int64_t{in[((y * s.stride + ky) * wp + x * s.stride + kx) * s.c + ch]} *
+                      w[((j * s.k + ky) * s.k + kx) * s.c + ch];
+                }
+              }
+            }
+            ASSERT_EQ(out[(y * ow + x) * s.n + j], expected) << y << "," << x << "," << j;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(IntKernelsTest, RequantRoundsHalfUpAndClipsInEveryBuild) {
   std::mt19937 rng(4);
   const int64_t rows = 5, channels = 19;
