@@ -176,7 +176,7 @@ absl::Status Infer() {
     std::map<std::string, double> by_kind;
     for (size_t i = 0; i < op_seconds.size(); ++i) {
       const std::string& kind = program.info.ops(static_cast<int>(i)).kind();
-      const bool fused = kind == "conv" && i + 1 < op_seconds.size() && program.fused_requant[i];
+      const bool fused = kind == "conv" && program.fused_until[i] >= 0;
       by_kind[fused ? "conv+requant" : kind] += op_seconds[i];
     }
     for (const auto& [kind, s] : by_kind) {

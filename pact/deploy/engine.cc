@@ -162,18 +162,26 @@ absl::Status Compiler::Conv(const DeployNode& node, const Sym& x, Sym* y) {
                                 node.dilation[d], false));
     }
   }
+  // The integer inputs (value, scale) the layer sums over: one, or the network input as two
+  // int16 parts (high and low) that together hold it to 2^-21.
+  std::vector<std::pair<int, double>> inputs;
   double in_scale = 0;
-  int in_value = -1;
   if (node.weight_quantized) {
     if (Plain(x, &in_scale)) {
-      in_value = x.terms[0].value;
+      inputs.push_back({x.terms[0].value, in_scale});
     } else if (x.float_value == 0) {
-      // The network input: int16 codes.
-      in_value = AddValue("i16", IntShape(x), kInt16Max);
-      AddOp("quantize_input", "input", {0}, in_value).set_input_scale(kInputScale);
-      in_scale = kInputScale;
+      for (const char* part : {"high", "low"}) {
+        const bool high = std::string(part) == "high";
+        const int v = AddValue("i16", IntShape(x), high ? kInt16Max : (1 << kInputSplitBits) - 1);
+        OpInfo& op = AddOp("quantize_input", absl::StrCat("input.", part), {0}, v);
+        op.set_input_scale(kInputScale);
+        op.set_input_part(part);
+        op.set_split_bits(kInputSplitBits);
+        inputs.push_back({v, high ? kInputScale * (1 << kInputSplitBits) : kInputScale});
+      }
     }
   }
+  const int in_value = inputs.empty() ? -1 : inputs[0].first;
   if (in_value < 0) {
     // Full precision by recipe, or a quantized layer whose input is not quantized: float,
     // with the dequantized weights (what the trained model computes).
@@ -200,24 +208,33 @@ absl::Status Compiler::Conv(const DeployNode& node, const Sym& x, Sym* y) {
   if (conv) v = v.permute({0, 2, 3, 1});
   const int64_t fan_in = v[0].numel();
   const double w_max = v.abs().max().item<double>();
-  // int32 sums must not overflow.
-  const double bound = max_abs_[in_value] * w_max * static_cast<double>(fan_in);
-  if (!(bound < 2147483647.0)) {
-    return absl::OutOfRangeError(
-        absl::StrCat(node.name, ": integer sums could reach ", bound, ", beyond int32"));
+  const int weight = AddTensor(v, "packed", node.weight.bits, EncodingName(node.weight.encoding));
+  y->channels = out_channels;
+  y->spatial = spatial;
+  y->terms.clear();
+  y->bias.assign(static_cast<size_t>(out_channels), 0.0);
+  y->float_value = -1;
+  for (const auto& [input, scale] : inputs) {
+    // int32 sums must not overflow.
+    const double bound = max_abs_[input] * w_max * static_cast<double>(fan_in);
+    if (!(bound < 2147483647.0)) {
+      return absl::OutOfRangeError(
+          absl::StrCat(node.name, ": integer sums could reach ", bound, ", beyond int32"));
+    }
+    const int out = AddValue(
+        "i32", conv ? Vec({spatial[0], spatial[1], out_channels}) : Vec({out_channels}), bound);
+    OpInfo& op = AddOp(conv ? "conv" : "linear", node.name, {input}, out);
+    op.set_weight(weight);
+    op.set_weight_bits(node.weight.bits);
+    op.set_weight_quantizer(node.weight_quantizer);
+    op.set_weight_scale(node.weight.scale);
+    for (int64_t k : node.kernel) op.add_kernel(k);
+    for (int64_t k : node.stride) op.add_stride(k);
+    for (int64_t k : node.padding) op.add_padding(k);
+    op.set_groups(node.groups);
+    y->terms.push_back(
+        {out, std::vector<double>(static_cast<size_t>(out_channels), scale * node.weight.scale)});
   }
-  const int out = AddValue(
-      "i32", conv ? Vec({spatial[0], spatial[1], out_channels}) : Vec({out_channels}), bound);
-  OpInfo& op = AddOp(conv ? "conv" : "linear", node.name, {in_value}, out);
-  op.set_weight(AddTensor(v, "packed", node.weight.bits, EncodingName(node.weight.encoding)));
-  op.set_weight_bits(node.weight.bits);
-  op.set_weight_quantizer(node.weight_quantizer);
-  op.set_weight_scale(node.weight.scale);
-  for (int64_t k : node.kernel) op.add_kernel(k);
-  for (int64_t k : node.stride) op.add_stride(k);
-  for (int64_t k : node.padding) op.add_padding(k);
-  op.set_groups(node.groups);
-  *y = IntSym(out, in_scale * node.weight.scale, out_channels, spatial);
   if (node.bias.defined()) {
     const torch::Tensor b = node.bias.to(torch::kDouble).contiguous();
     y->bias.assign(b.data_ptr<double>(), b.data_ptr<double>() + out_channels);
@@ -582,6 +599,12 @@ void Im2Col(const T* in, int64_t h, int64_t w, int64_t stride, int64_t c0, int64
             const T* src = in + (iy * w + ix) * stride + c0;
             // Constant sizes become plain vector moves.
             switch (c * sizeof(T)) {
+              case 3:  // an RGB image's uint8 pixels
+                std::memcpy(dst, src, 3);
+                break;
+              case 6:  // its int16 input codes
+                std::memcpy(dst, src, 6);
+                break;
               case 16:
                 std::memcpy(dst, src, 16);
                 break;
@@ -627,11 +650,11 @@ torch::Tensor RunIntLinear(const Program& p, int op_index, const torch::Tensor& 
   return product.to(torch::kInt32);
 }
 
-// Requantizes image `i` of `op`'s inputs into `out`; with `acc`, that buffer (one image of
-// int32 sums) stands for the first input (a convolution fused with its requantization).
+// Requantizes image `i` of `op`'s inputs into `out`; each (value, buffer) of `sums` (one image
+// of int32 sums) stands for that input (convolutions fused with their requantization).
 void RequantImage(const Program& p, const OpInfo& op, const std::vector<torch::Tensor>& values,
-                  int64_t i, int64_t rows, int64_t channels, const int32_t* acc,
-                  torch::Tensor& out) {
+                  int64_t i, int64_t rows, int64_t channels,
+                  const std::vector<std::pair<int, const int32_t*>>& sums, torch::Tensor& out) {
   kernels::RequantArgs args;
   args.rows = rows;
   args.channels = channels;
@@ -640,8 +663,10 @@ void RequantImage(const Program& p, const OpInfo& op, const std::vector<torch::T
     kernels::RequantTerm& term = args.terms[t];
     term.stride = channels;
     term.multiplier = p.tensors[op.multipliers(t)].data_ptr<int32_t>();
-    if (t == 0 && acc != nullptr) {
-      term.input = acc;
+    const auto sum = std::find_if(sums.begin(), sums.end(),
+                                  [&](const auto& s) { return s.first == op.inputs(t); });
+    if (sum != sums.end()) {
+      term.input = sum->second;
       continue;
     }
     const torch::Tensor& v = values[op.inputs(t)];
@@ -666,88 +691,175 @@ torch::Tensor RunRequant(const Program& p, const OpInfo& op,
   torch::Tensor out = torch::empty(first.sizes(), torch::kByte);
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      RequantImage(p, op, values, i, rows, channels, nullptr, out);
+      RequantImage(p, op, values, i, rows, channels, {}, out);
     }
   });
   return out;
 }
 
-// An integer convolution; with `fused` (the requant op that alone reads its sums), each image's
-// sums stay in a per-thread buffer, in cache, and are requantized at once: the result is then
-// that op's codes.
-torch::Tensor RunIntConv(const Program& p, int op_index, const torch::Tensor& in,
-                         const OpInfo* fused, const std::vector<torch::Tensor>& values) {
-  const OpInfo& op = p.info.ops(op_index);
-  const torch::Tensor weight = TensorOf(p, op.weight());
-  const int64_t n = in.size(0), h = in.size(1), w = in.size(2), c = in.size(3);
-  const int64_t oc = weight.size(0), kh = weight.size(1), kw = weight.size(2);
-  const int64_t groups = std::max<int64_t>(1, op.groups());
-  const int64_t cg = c / groups, ocg = oc / groups;
-  const auto& out_shape = p.info.values(op.output()).shape();
-  const int64_t oh = out_shape[0], ow = out_shape[1];
-  const int64_t image_out = oh * ow * oc;
-  torch::Tensor out = torch::empty({n, oh, ow, oc}, fused ? torch::kByte : torch::kInt32);
-  const std::vector<int8_t>& packed = p.gemm_weights[op_index];
-  const int64_t k4 = kernels::RoundUp(kh * kw * cg, 4);
-  const int64_t n_pad = kernels::RoundUp(ocg, kernels::kGemmColumns);
-  const bool direct = groups == 1 && kh == 1 && kw == 1 && op.stride(0) == 1 && op.stride(1) == 1 &&
-                      op.padding(0) == 0 && op.padding(1) == 0 && c % 4 == 0;
-  const kernels::IntKernels& k = kernels::ActiveIntKernels();
-  const std::vector<int16_t>& packed16 = p.gemm16_weights[op_index];
-  const int64_t k2 = kernels::RoundUp(kh * kw * cg, 2);
-  // Implicit GEMM on a zero-padded copy (square strides, channels in whole quads).
-  const int64_t pad_h = op.padding(0), pad_w = op.padding(1);
-  const int64_t hp = h + 2 * pad_h, wp = w + 2 * pad_w;
-  const bool implicit =
-      !packed.empty() && !direct && groups == 1 && c % 4 == 0 && op.stride(0) == op.stride(1);
-  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-    std::vector<uint8_t> padded(implicit ? static_cast<size_t>(hp * wp * c) : 0, 0);
-    std::vector<uint8_t> rows(
-        packed.empty() || direct || implicit ? 0 : static_cast<size_t>(oh * ow * k4));
-    std::vector<int16_t> rows16(packed16.empty() ? 0 : static_cast<size_t>(oh * ow * k2));
-    std::vector<int32_t> local(fused ? static_cast<size_t>(image_out) : 0);
-    for (int64_t i = begin; i < end; ++i) {
-      int32_t* acc = fused ? local.data() : out.data_ptr<int32_t>() + i * image_out;
-      if (!packed16.empty()) {
-        const int16_t* image = in.data_ptr<int16_t>() + i * h * w * c;
-        for (int64_t g = 0; g < groups; ++g) {
-          Im2Col(image, h, w, c, g * cg, cg, kh, kw, op, oh, ow, k2, rows16.data());
-          k.gemm_s16s16(rows16.data(), oh * ow, k2, packed16.data() + g * k2 * n_pad, k2, ocg,
-                        n_pad, acc + g * ocg, oc);
-        }
-      } else if (packed.empty()) {
-        if (in.scalar_type() == torch::kByte) {
-          WideConvImage(in.data_ptr<uint8_t>() + i * h * w * c, h, w, c, weight.data_ptr<int32_t>(),
-                        oc, kh, kw, op, oh, ow, acc);
-        } else if (in.scalar_type() == torch::kInt16) {
-          WideConvImage(in.data_ptr<int16_t>() + i * h * w * c, h, w, c, weight.data_ptr<int32_t>(),
-                        oc, kh, kw, op, oh, ow, acc);
-        } else {
-          WideConvImage(in.data_ptr<int32_t>() + i * h * w * c, h, w, c, weight.data_ptr<int32_t>(),
-                        oc, kh, kw, op, oh, ow, acc);
-        }
-      } else if (implicit) {
-        // Zero-pad the image once; the kernel then reads every window in place.
-        const uint8_t* image = in.data_ptr<uint8_t>() + i * h * w * c;
-        for (int64_t y = 0; y < h; ++y) {
-          std::memcpy(padded.data() + ((y + pad_h) * wp + pad_w) * c, image + y * w * c,
-                      static_cast<size_t>(w * c));
-        }
-        k.conv_u8s8(padded.data(), wp, c, kh, kw, op.stride(0), oh, ow, packed.data(), oc, n_pad,
-                    acc, oc);
+// One integer convolution op, per image (the kernels' set-up for its shapes and weights).
+class ConvRunner {
+ public:
+  ConvRunner(const Program& p, int op_index, const torch::Tensor& in)
+      : op_(p.info.ops(op_index)),
+        in_(in),
+        weight_(p.tensors[op_.weight()]),
+        packed_(p.gemm_weights[op_index]),
+        packed16_(p.gemm16_weights[op_index]),
+        k_(kernels::ActiveIntKernels()) {
+    h_ = in.size(1), w_ = in.size(2), c_ = in.size(3);
+    oc_ = weight_.size(0), kh_ = weight_.size(1), kw_ = weight_.size(2);
+    groups_ = std::max<int64_t>(1, op_.groups());
+    cg_ = c_ / groups_, ocg_ = oc_ / groups_;
+    const auto& shape = p.info.values(op_.output()).shape();
+    oh_ = shape[0], ow_ = shape[1];
+    k4_ = kernels::RoundUp(kh_ * kw_ * cg_, 4);
+    k2_ = kernels::RoundUp(kh_ * kw_ * cg_, 2);
+    n_pad_ = kernels::RoundUp(ocg_, kernels::kGemmColumns);
+    direct_ = groups_ == 1 && kh_ == 1 && kw_ == 1 && op_.stride(0) == 1 && op_.stride(1) == 1 &&
+              op_.padding(0) == 0 && op_.padding(1) == 0 && c_ % 4 == 0;
+    wp_ = w_ + 2 * op_.padding(1);
+    // Implicit GEMM on a zero-padded copy (square strides, channels in whole quads).
+    implicit_ = !packed_.empty() && !direct_ && groups_ == 1 && c_ % 4 == 0 &&
+                op_.stride(0) == op_.stride(1);
+  }
+
+  int64_t out_size() const { return oh_ * ow_ * oc_; }
+  int64_t pixels() const { return oh_ * ow_; }
+  int64_t channels() const { return oc_; }
+
+  // Per-thread buffers.
+  struct Scratch {
+    std::vector<uint8_t> padded, rows;
+    std::vector<int16_t> rows16;
+  };
+  Scratch MakeScratch() const {
+    Scratch s;
+    if (implicit_) s.padded.assign(static_cast<size_t>((h_ + 2 * op_.padding(0)) * wp_ * c_), 0);
+    if (!packed_.empty() && !direct_ && !implicit_) s.rows.resize(oh_ * ow_ * k4_);
+    if (!packed16_.empty()) s.rows16.resize(oh_ * ow_ * k2_);
+    return s;
+  }
+
+  // The sums of image `i` into acc[pixel][oc].
+  void Image(int64_t i, Scratch& s, int32_t* acc) const {
+    const int64_t in_image = h_ * w_ * c_;
+    if (!packed16_.empty()) {
+      const int16_t* image = in_.data_ptr<int16_t>() + i * in_image;
+      for (int64_t g = 0; g < groups_; ++g) {
+        Im2Col(image, h_, w_, c_, g * cg_, cg_, kh_, kw_, op_, oh_, ow_, k2_, s.rows16.data());
+        k_.gemm_s16s16(s.rows16.data(), oh_ * ow_, k2_, packed16_.data() + g * k2_ * n_pad_, k2_,
+                       ocg_, n_pad_, acc + g * ocg_, oc_);
+      }
+    } else if (packed_.empty()) {
+      const int32_t* w = weight_.data_ptr<int32_t>();
+      if (in_.scalar_type() == torch::kByte) {
+        WideConvImage(in_.data_ptr<uint8_t>() + i * in_image, h_, w_, c_, w, oc_, kh_, kw_, op_,
+                      oh_, ow_, acc);
+      } else if (in_.scalar_type() == torch::kInt16) {
+        WideConvImage(in_.data_ptr<int16_t>() + i * in_image, h_, w_, c_, w, oc_, kh_, kw_, op_,
+                      oh_, ow_, acc);
       } else {
-        const uint8_t* image = in.data_ptr<uint8_t>() + i * h * w * c;
-        for (int64_t g = 0; g < groups; ++g) {
-          const uint8_t* a = image;
-          if (!direct) {
-            Im2Col(image, h, w, c, g * cg, cg, kh, kw, op, oh, ow, k4, rows.data());
-            a = rows.data();
-          }
-          k.gemm_u8s8(a, oh * ow, direct ? c : k4, packed.data() + g * k4 * n_pad, k4, ocg, n_pad,
-                      acc + g * ocg, oc);
+        WideConvImage(in_.data_ptr<int32_t>() + i * in_image, h_, w_, c_, w, oc_, kh_, kw_, op_,
+                      oh_, ow_, acc);
+      }
+    } else if (implicit_) {
+      // Zero-pad the image once; the kernel then reads every window in place.
+      const uint8_t* image = in_.data_ptr<uint8_t>() + i * in_image;
+      for (int64_t y = 0; y < h_; ++y) {
+        std::memcpy(s.padded.data() + ((y + op_.padding(0)) * wp_ + op_.padding(1)) * c_,
+                    image + y * w_ * c_, static_cast<size_t>(w_ * c_));
+      }
+      k_.conv_u8s8(s.padded.data(), wp_, c_, kh_, kw_, op_.stride(0), oh_, ow_, packed_.data(), oc_,
+                   n_pad_, acc, oc_);
+    } else {
+      const uint8_t* image = in_.data_ptr<uint8_t>() + i * in_image;
+      for (int64_t g = 0; g < groups_; ++g) {
+        const uint8_t* a = image;
+        if (!direct_) {
+          Im2Col(image, h_, w_, c_, g * cg_, cg_, kh_, kw_, op_, oh_, ow_, k4_, s.rows.data());
+          a = s.rows.data();
+        }
+        k_.gemm_u8s8(a, oh_ * ow_, direct_ ? c_ : k4_, packed_.data() + g * k4_ * n_pad_, k4_, ocg_,
+                     n_pad_, acc + g * ocg_, oc_);
+      }
+    }
+  }
+
+ private:
+  const OpInfo& op_;
+  const torch::Tensor& in_;
+  const torch::Tensor weight_;
+  const std::vector<int8_t>& packed_;
+  const std::vector<int16_t>& packed16_;
+  const kernels::IntKernels& k_;
+  int64_t h_, w_, c_, oc_, kh_, kw_, groups_, cg_, ocg_, oh_, ow_, k4_, k2_, n_pad_, wp_;
+  bool direct_, implicit_;
+};
+
+// Integer convolutions ops [first, last] (int32 sums of the one op when first == last and
+// `fused` is null). With `fused`, the requant op that alone reads their sums, each image's sums
+// stay in per-thread buffers, in cache, and are requantized at once: the result is then that
+// op's codes.
+torch::Tensor RunIntConvs(const Program& p, int first, int last, const OpInfo* fused,
+                          const std::vector<torch::Tensor>& values) {
+  std::vector<ConvRunner> convs;
+  for (int c = first; c <= last; ++c) {
+    convs.emplace_back(p, c, values[p.info.ops(c).inputs(0)]);
+  }
+  const int64_t n = values[p.info.ops(first).inputs(0)].size(0);
+  const ConvRunner& head = convs.front();
+  const auto& shape = p.info.values(p.info.ops(first).output()).shape();
+  torch::Tensor out =
+      torch::empty({n, shape[0], shape[1], head.channels()}, fused ? torch::kByte : torch::kInt32);
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    std::vector<ConvRunner::Scratch> scratch;
+    std::vector<std::vector<int32_t>> local(convs.size());
+    for (size_t c = 0; c < convs.size(); ++c) {
+      scratch.push_back(convs[c].MakeScratch());
+      if (fused) local[c].resize(static_cast<size_t>(convs[c].out_size()));
+    }
+    std::vector<std::pair<int, const int32_t*>> sums;
+    for (int64_t i = begin; i < end; ++i) {
+      sums.clear();
+      for (size_t c = 0; c < convs.size(); ++c) {
+        int32_t* acc = fused ? local[c].data() : out.data_ptr<int32_t>() + i * head.out_size();
+        convs[c].Image(i, scratch[c], acc);
+        sums.push_back({p.info.ops(first + static_cast<int>(c)).output(), acc});
+      }
+      if (fused) {
+        RequantImage(p, *fused, values, i, head.pixels(), head.channels(), sums, out);
+      }
+    }
+  });
+  return out;
+}
+
+// One int16 part of the input codes q = round(x / input_scale) = high * 2^split_bits + low
+// (low in [0, 2^split_bits)), from float NCHW into NHWC in one pass.
+torch::Tensor QuantizeInput(const OpInfo& op, const torch::Tensor& input) {
+  const torch::Tensor x = input.contiguous();
+  const int64_t n = x.size(0), c = x.size(1), hw = x.size(2) * x.size(3);
+  torch::Tensor out = torch::empty({n, x.size(2), x.size(3), c}, torch::kInt16);
+  const float* in = x.data_ptr<float>();
+  int16_t* o = out.data_ptr<int16_t>();
+  const double inverse = 1.0 / op.input_scale();
+  const int bits = op.split_bits();
+  const bool high = op.input_part() == "high";
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const float* plane = in + (b * c + ch) * hw;
+        int16_t* dst = o + b * hw * c + ch;
+        for (int64_t i = 0; i < hw; ++i) {
+          double v = std::nearbyint(static_cast<double>(plane[i]) * inverse);
+          if (!(v == v)) v = 0;  // NaN
+          const int64_t q = static_cast<int64_t>(std::clamp(v, -1e15, 1e15));
+          const int64_t hi = q >> bits;  // floor
+          dst[i * c] = static_cast<int16_t>(high ? std::clamp<int64_t>(hi, -32768, 32767)
+                                                 : q - (hi << bits));
         }
       }
-      if (fused) RequantImage(p, *fused, values, i, oh * ow, oc, acc, out);
     }
   });
   return out;
@@ -839,6 +951,11 @@ absl::Status Prepare(Program& p) {
     for (int t : op.multipliers()) {
       if (!tensor_ok(t)) return bad(op, i, "multiplier reference out of range");
     }
+    if (op.kind() == "quantize_input" &&
+        ((op.input_part() != "high" && op.input_part() != "low") || op.split_bits() < 1 ||
+         op.split_bits() > 15 || !(op.input_scale() > 0))) {
+      return bad(op, i, "needs input_part high or low, split_bits in [1, 15], input_scale > 0");
+    }
     if (op.kind() == "requant") {
       if (op.multipliers_size() != op.inputs_size() || !tensor_ok(op.shift()) ||
           !tensor_ok(op.offset()) || op.inputs_size() > kernels::kMaxRequantTerms) {
@@ -890,13 +1007,22 @@ absl::Status Prepare(Program& p) {
   for (const OpInfo& op : info.ops()) {
     for (int v : op.inputs()) ++readers[v];
   }
-  p.fused_requant.assign(static_cast<size_t>(info.ops_size()), false);
-  for (int i = 0; i + 1 < info.ops_size(); ++i) {
-    const OpInfo& conv = info.ops(i);
-    const OpInfo& next = info.ops(i + 1);
-    p.fused_requant[i] = conv.kind() == "conv" && next.kind() == "requant" &&
-                         next.inputs(0) == conv.output() && readers[conv.output()] == 1 &&
-                         info.output() != conv.output();
+  // Consecutive convs whose sums only the requant right after them reads run fused with it:
+  // fused_until[i] is that requant's index for the group's first conv, else -1.
+  p.fused_until.assign(static_cast<size_t>(info.ops_size()), -1);
+  for (int i = 0; i < info.ops_size(); ++i) {
+    int j = i;
+    while (j < info.ops_size() && info.ops(j).kind() == "conv" &&
+           readers[info.ops(j).output()] == 1 && info.output() != info.ops(j).output()) {
+      ++j;
+    }
+    if (j == i || j >= info.ops_size() || info.ops(j).kind() != "requant") continue;
+    bool all_read = true;
+    for (int c = i; c < j; ++c) {
+      const auto& in = info.ops(j).inputs();
+      all_read = all_read && std::find(in.begin(), in.end(), info.ops(c).output()) != in.end();
+    }
+    if (all_read) p.fused_until[i] = j;
   }
   if (info.output() <= 0 || info.output() >= info.values_size() || !defined[info.output()] ||
       info.values(info.output()).type() != "float") {
@@ -933,18 +1059,18 @@ absl::StatusOr<torch::Tensor> RunProgram(const Program& p, const torch::Tensor& 
       const std::string& kind = op.kind();
       torch::Tensor y;
       if (kind == "quantize_input") {
-        y = ToIntLayout(torch::round(in(0) / op.input_scale()).clamp(-32768, 32767))
-                .to(torch::kInt16);
+        y = QuantizeInput(op, in(0));
       } else if (kind == "float_to_codes") {
         y = FloatToCodes(op, in(0));
-      } else if (kind == "conv" && p.fused_requant[i]) {
-        const OpInfo& requant = info.ops(i + 1);
-        values[requant.output()] = RunIntConv(p, i, in(0), &requant, values);
+      } else if (kind == "conv" && p.fused_until[i] >= 0) {
+        const int requant = p.fused_until[i];
+        values[info.ops(requant).output()] =
+            RunIntConvs(p, i, requant - 1, &info.ops(requant), values);
         clock(i);
-        ++i;  // the requant is done
+        i = requant;  // the group and its requant are done
         continue;
       } else if (kind == "conv") {
-        y = RunIntConv(p, i, in(0), nullptr, values);
+        y = RunIntConvs(p, i, i, nullptr, values);
       } else if (kind == "linear") {
         y = RunIntLinear(p, i, in(0));
       } else if (kind == "requant") {

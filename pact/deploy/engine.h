@@ -11,8 +11,8 @@
 // integer domain. Where a value must leave the integers (a full-precision layer, the logits), a
 // "dequant" op evaluates the form in float.
 //
-// The network input is quantized to int16 with a fixed step (kInputScale) when the first layer
-// has integer weights, and that conv runs on the int16 x int16 GEMM; conv/linear on u8 codes
+// The network input is quantized (kInputScale, two int16 parts) when the first layer has integer
+// weights, and that conv runs on the int16 x int16 GEMM; conv/linear on u8 codes
 // with weights in int8 run on the u8 x s8 GEMM (int_kernels.h); other integer layers (8-bit
 // DoReFa weights, whose odd codes need 9 bits, and the linear layer on pooled sums) on a
 // portable int64-accumulating loop.
@@ -30,9 +30,13 @@
 
 namespace pact::deploy {
 
-// Step of the int16 input codes: 2^-12 (inputs within +-8, a normalized image's range, are
-// represented to 1.2e-4, far below a pixel's step of 1/255 / std).
-inline constexpr double kInputScale = 1.0 / 4096;
+// The network input as integers: q = round(x / kInputScale) (2^-20), split into two int16
+// parts, high = floor(q / 2^kInputSplitBits) and low = q mod 2^kInputSplitBits, which the first
+// layer sums over separately (two int16 GEMMs, two requantization terms). Inputs within +-32
+// are held to 2^-21, float32's own rounding of a normalized pixel: a coarser int16 step (2^-12)
+// flipped enough 8-bit first-layer codes to change 9% of a W2A2 model's answers.
+inline constexpr double kInputScale = 1.0 / (1 << 20);
+inline constexpr int kInputSplitBits = 10;
 
 struct Program {
   IntegerProgram info;
@@ -44,8 +48,9 @@ struct Program {
   std::vector<std::vector<int8_t>> gemm_weights;
   // Likewise for the int16 x int16 kernel (a conv on the int16 input codes).
   std::vector<std::vector<int16_t>> gemm16_weights;
-  // Per op: a conv run together with the requant after it (its only reader).
-  std::vector<bool> fused_requant;
+  // Per op: for the first of consecutive convs that run together with the requant after them
+  // (their sums' only reader), that requant's index; else -1.
+  std::vector<int> fused_until;
 };
 
 // Compiles `m`. Unimplemented naming the layer for what the integer program cannot express

@@ -211,7 +211,9 @@ void Requant(const RequantArgs& p) {
         }
         const __m512i mult =
             _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(mask, term.multiplier + ch));
-        sum = _mm512_add_epi64(sum, _mm512_mullo_epi64(v, mult));
+        // vpmuldq: the low 32 bits of each lane, sign-extended, multiplied into 64 bits (one uop,
+        // where vpmullq takes three); both factors are int32 here.
+        sum = _mm512_add_epi64(sum, _mm512_mul_epi32(v, mult));
       }
       const __m512i shift = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(mask, p.shift + ch));
       __m512i code = _mm512_srav_epi64(sum, shift);
