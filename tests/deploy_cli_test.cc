@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -163,6 +164,40 @@ TEST_F(DeployCliTest, ExportThenInferAgreesWithTheTrainerAndLeavesTheRunAlone) {
               *dir_);
   ASSERT_EQ(generic.exit_code, 0) << generic.output;
   EXPECT_EQ(generic.last_line, inferred.last_line);
+}
+
+// The Python reader README.md shows (numpy only), run as written on an exported model.
+TEST_F(DeployCliTest, TheReadmesPythonReaderReadsTheCodes) {
+  if (std::system("python3 -c 'import numpy' > /dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "python3 with numpy is not installed";
+  }
+  const std::string out = *dir_ + "/exp_py";
+  ASSERT_EQ(RunTool("export", {"--run=" + *dir_ + "/run", "--out=" + out}, *dir_).exit_code, 0);
+  std::ifstream readme(Runfiles("README.md"));
+  std::string line, snippet;
+  bool in_section = false, in_code = false;
+  while (std::getline(readme, line)) {
+    if (line.rfind("**Reading `model.pim` from Python**", 0) == 0) in_section = true;
+    if (in_section && line == "```python") {
+      in_code = true;
+    } else if (in_code && line == "```") {
+      break;
+    } else if (in_code) {
+      snippet += line + "\n";
+    }
+  }
+  ASSERT_THAT(snippet, HasSubstr("PACTQNT1"));
+  const std::string script = *dir_ + "/reader.py";
+  std::ofstream(script) << absl::StrReplaceAll(snippet,
+                                               {{"exports/r20/model.pim", out + "/model.pim"}});
+  const std::string output_file = *dir_ + "/reader.out";
+  ASSERT_EQ(std::system(("python3 " + script + " > " + output_file + " 2>&1").c_str()), 0);
+  std::ifstream in(output_file);
+  const std::string printed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // fashion_convnet quantized first and last: conv1, conv2, fc1, fc2, all 4-bit.
+  EXPECT_EQ(printed,
+            "conv1 4 bits (16, 5, 5, 1)\nconv2 4 bits (32, 3, 3, 16)\nfc1 4 bits (128, 1568)\n"
+            "fc2 4 bits (10, 128)\n");
 }
 
 TEST_F(DeployCliTest, BadInputsGiveOneClearLine) {
