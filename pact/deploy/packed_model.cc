@@ -59,8 +59,8 @@ absl::StatusOr<std::vector<uint8_t>> PackCodes(const std::vector<int32_t>& v, in
       return absl::InvalidArgumentError(absl::StrCat("unknown encoding '", encoding, "'"));
     }
     if (code < 0 || code > levels) {
-      return absl::InvalidArgumentError(absl::StrCat("value ", v[i], " has no ", bits, "-bit ",
-                                                     encoding, " code"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("value ", v[i], " has no ", bits, "-bit ", encoding, " code"));
     }
     const size_t bit = i * static_cast<size_t>(bits);
     for (int b = 0; b < bits; ++b) {
@@ -158,8 +158,8 @@ absl::StatusOr<Program> ParsePackedModel(const std::string& bytes, const std::st
   }
   Program program;
   google::protobuf::util::JsonParseOptions options;
-  const auto status = google::protobuf::util::JsonStringToMessage(
-      bytes.substr(json_start, header), &program.info, options);
+  const auto status = google::protobuf::util::JsonStringToMessage(bytes.substr(json_start, header),
+                                                                  &program.info, options);
   if (!status.ok()) return loss(absl::StrCat("bad header: ", status.message().as_string()));
   if (program.info.format() != "pact-integer-model" || program.info.version() != 1) {
     return loss(absl::StrCat("format '", program.info.format(), "' version ",
@@ -189,7 +189,8 @@ absl::StatusOr<Program> ParsePackedModel(const std::string& bytes, const std::st
       program.tensors.push_back(torch::tensor(*v, torch::kInt32).reshape(shape));
     } else {
       const size_t element = ElementBytes(t.dtype());
-      if (element == 0) return loss(absl::StrCat("tensor ", i, ": unknown dtype '", t.dtype(), "'"));
+      if (element == 0)
+        return loss(absl::StrCat("tensor ", i, ": unknown dtype '", t.dtype(), "'"));
       if (t.bytes() != static_cast<size_t>(numel) * element) {
         return loss(absl::StrCat("tensor ", i, ": ", t.bytes(), " bytes, expected ",
                                  numel * static_cast<int64_t>(element), " for ", t.dtype(), " [",
@@ -200,8 +201,7 @@ absl::StatusOr<Program> ParsePackedModel(const std::string& bytes, const std::st
       program.tensors.push_back(tensor);
     }
   }
-  const absl::Status prepared =
-      TorchCall("checking the program", [&] { return Prepare(program); });
+  const absl::Status prepared = TorchCall("checking the program", [&] { return Prepare(program); });
   if (!prepared.ok()) return loss(std::string(prepared.message()));
   return program;
 }

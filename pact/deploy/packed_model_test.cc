@@ -64,8 +64,7 @@ class PackedModelTest : public ::testing::Test {
   void SetUp() override {
     torch::manual_seed(3);
     models::BuildContext context;
-    context.layers =
-        MakeLayerBuilder("pact { bits: 4 alpha_init: 4 }", "dorefa { bits: 4 }", true);
+    context.layers = MakeLayerBuilder("pact { bits: 4 alpha_init: 4 }", "dorefa { bits: 4 }", true);
     auto model = models::GetModelRegistry().Create(
         pact::testing::ParseTextProtoOrDie<models::ModelSpec>("resnet20 {}"), context);
     ASSERT_TRUE(model.ok()) << model.status();
