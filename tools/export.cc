@@ -37,7 +37,9 @@
 
 DEFINE_string(run, "", "Run folder written by //tools:train (holds recipe.pbtxt, checkpoints/).");
 DEFINE_string(checkpoint, "best", "Which checkpoint of the run: best or last.");
-DEFINE_string(out, "", "Folder to write model.pim into (created; must not be inside --run).");
+DEFINE_string(out, "",
+              "Folder to write model.pim and model.onnx into (created; must not be inside "
+              "--run).");
 
 namespace {
 
@@ -118,7 +120,7 @@ absl::Status Export() {
     } else if (op.kind() == "float_to_codes") {
       what = absl::StrFormat("%d-bit %s codes from float", op.out_bits(), op.activation());
     } else if (op.kind().rfind("float_", 0) == 0) {
-      what = "float (full precision by recipe)";
+      what = "float (full precision by recipe, or reading such a layer)";
     } else {
       continue;
     }

@@ -6,6 +6,9 @@ namespace pact::deploy::kernels {
 namespace generic {
 const IntKernels& Table();
 }  // namespace generic
+namespace avx2 {
+const IntKernels& Table();
+}  // namespace avx2
 namespace avx512_vnni {
 const IntKernels& Table();
 }  // namespace avx512_vnni
@@ -23,9 +26,17 @@ bool CpuHasAvx512Vnni() {
 #endif
 }
 
+bool CpuHasAvx2() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2");
+#else
+  return false;
+#endif
+}
+
 std::atomic<const IntKernels*>& Active() {
-  static std::atomic<const IntKernels*> table{CpuHasAvx512Vnni() ? &avx512_vnni::Table()
-                                                                 : &generic::Table()};
+  static std::atomic<const IntKernels*> table{SupportedIntKernels().back()};
   return table;
 }
 
@@ -59,6 +70,7 @@ const IntKernels& ActiveIntKernels() { return *Active().load(std::memory_order_r
 
 std::vector<const IntKernels*> SupportedIntKernels() {
   std::vector<const IntKernels*> tables = {&generic::Table()};
+  if (CpuHasAvx2()) tables.push_back(&avx2::Table());
   if (CpuHasAvx512Vnni()) tables.push_back(&avx512_vnni::Table());
   return tables;
 }

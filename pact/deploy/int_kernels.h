@@ -2,10 +2,11 @@
 // low-bit convolutions and linear layers run on, and the requantization that turns int32
 // accumulators into the next layer's activation codes. No LibTorch here.
 //
-// Two builds of the same contract, picked at run time like the PACT kernels
-// (pact/quant/pact_kernels.h): a generic one for any x86-64 (or other) CPU, and one for
-// AVX-512 with VNNI (vpdpbusd: four u8 x s8 products summed into an int32 lane in one
-// instruction). Both are exact integer arithmetic, so they agree bit for bit.
+// Three builds of the same contract, picked at run time like the PACT kernels
+// (pact/quant/pact_kernels.h): portable loops for any CPU ("generic"), the same loops compiled
+// for AVX2 ("avx2"), and hand-written AVX-512 VNNI kernels ("avx512_vnni": vpdpbusd sums four
+// u8 x s8 products into an int32 lane in one instruction). All are exact integer arithmetic, so
+// they agree bit for bit.
 #ifndef PACT_DEPLOY_INT_KERNELS_H_
 #define PACT_DEPLOY_INT_KERNELS_H_
 
@@ -73,9 +74,9 @@ struct IntKernels {
   void (*requant)(const RequantArgs& args);
 };
 
-// The build this CPU runs ("avx512_vnni" when it can, else "generic").
+// The build this CPU runs: the last of SupportedIntKernels().
 const IntKernels& ActiveIntKernels();
-// Every build this CPU can run, generic first.
+// Every build this CPU can run, generic first, fastest last.
 std::vector<const IntKernels*> SupportedIntKernels();
 // Picks a build by name (for tests and benchmarks); false when the CPU cannot run it.
 bool SetIntKernels(const std::string& name);

@@ -188,37 +188,39 @@ void GemmS16S16(const int16_t* a, int64_t m, int64_t lda, const int16_t* w, int6
   }
 }
 
-// Eight channels at a time in 64-bit lanes.
+// Eight channels at a time in 64-bit lanes; the channels' constants are loaded once per group
+// of eight and the rows stream past them.
 void Requant(const RequantArgs& p) {
   const __m512i zero = _mm512_setzero_si512();
   const __m512i max_code = _mm512_set1_epi64(p.max_code);
-  for (int64_t r = 0; r < p.rows; ++r) {
-    uint8_t* out = p.out + r * p.out_stride;
-    for (int64_t ch = 0; ch < p.channels; ch += 8) {
-      const int64_t left = std::min<int64_t>(8, p.channels - ch);
-      const __mmask8 mask = static_cast<__mmask8>((1u << left) - 1);
-      __m512i sum = _mm512_maskz_loadu_epi64(mask, p.bias + ch);
+  for (int64_t ch = 0; ch < p.channels; ch += 8) {
+    const int64_t left = std::min<int64_t>(8, p.channels - ch);
+    const __mmask8 mask = static_cast<__mmask8>((1u << left) - 1);
+    const __m512i bias = _mm512_maskz_loadu_epi64(mask, p.bias + ch);
+    const __m512i shift = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(mask, p.shift + ch));
+    __m512i mult[kMaxRequantTerms];
+    for (int t = 0; t < p.num_terms; ++t) {
+      mult[t] = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(mask, p.terms[t].multiplier + ch));
+    }
+    for (int64_t r = 0; r < p.rows; ++r) {
+      __m512i sum = bias;
       for (int t = 0; t < p.num_terms; ++t) {
         const RequantTerm& term = p.terms[t];
         __m512i v;
         if (term.is_u8) {
-          const __m128i bytes = _mm_maskz_loadu_epi8(
-              mask, static_cast<const uint8_t*>(term.input) + r * term.stride + ch);
-          v = _mm512_cvtepu8_epi64(bytes);
+          v = _mm512_cvtepu8_epi64(_mm_maskz_loadu_epi8(
+              mask, static_cast<const uint8_t*>(term.input) + r * term.stride + ch));
         } else {
           v = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(
               mask, static_cast<const int32_t*>(term.input) + r * term.stride + ch));
         }
-        const __m512i mult =
-            _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(mask, term.multiplier + ch));
-        // vpmuldq: the low 32 bits of each lane, sign-extended, multiplied into 64 bits (one uop,
-        // where vpmullq takes three); both factors are int32 here.
-        sum = _mm512_add_epi64(sum, _mm512_mul_epi32(v, mult));
+        // vpmuldq: the low 32 bits of each lane, sign-extended, multiplied into 64 bits (one
+        // uop, where vpmullq takes three); both factors are int32 here.
+        sum = _mm512_add_epi64(sum, _mm512_mul_epi32(v, mult[t]));
       }
-      const __m512i shift = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(mask, p.shift + ch));
       __m512i code = _mm512_srav_epi64(sum, shift);
       code = _mm512_min_epi64(_mm512_max_epi64(code, zero), max_code);
-      _mm512_mask_cvtepi64_storeu_epi8(out + ch, mask, code);
+      _mm512_mask_cvtepi64_storeu_epi8(p.out + r * p.out_stride + ch, mask, code);
     }
   }
 }
