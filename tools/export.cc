@@ -9,7 +9,6 @@
 //   model.onnx  the same network as a standard ONNX graph (pact/deploy/onnx_export.h),
 //               checked with ONNX's checker and strict shape inference before it is written.
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <iostream>
@@ -21,7 +20,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "gflags/gflags.h"
-#include "glog/logging.h"
 #include "google/protobuf/text_format.h"
 #include "pact/core/file.h"
 #include "pact/core/status_macros.h"
@@ -31,9 +29,8 @@
 #include "pact/deploy/onnx_export.h"
 #include "pact/deploy/packed_model.h"
 #include "pact/deploy/trained_model.h"
-#include "pact/train/components.h"
-#include "pact/train/trainer.h"
 #include "tools/cli.h"
+#include "tools/tool_main.h"
 
 DEFINE_string(run, "", "Run folder written by //tools:train (holds recipe.pbtxt, checkpoints/).");
 DEFINE_string(checkpoint, "best", "Which checkpoint of the run: best or last.");
@@ -42,11 +39,6 @@ DEFINE_string(out, "",
               "--run).");
 
 namespace {
-
-int Fail(const absl::Status& status) {
-  std::cerr << "export: error: " << status.message() << std::endl;
-  return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
-}
 
 std::string Canonical(const std::string& path) {
   std::error_code error;
@@ -142,22 +134,9 @@ absl::Status Export() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args = pact::tools::NormalizeFlagNames({argv, argv + argc});
-  std::vector<char*> normalized;
-  for (auto& arg : args) normalized.push_back(arg.data());
-  int normalized_argc = static_cast<int>(normalized.size());
-  char** normalized_argv = normalized.data();
-  gflags::SetUsageMessage(
+  return pact::tools::RunTool(
+      "export",
       "export --run=<run folder> [--checkpoint=best|last] --out=<folder>: a trained run as a "
-      "packed integer model");
-  gflags::ParseCommandLineFlags(&normalized_argc, &normalized_argv, true);
-  FLAGS_logtostderr = true;
-  google::InitGoogleLogging(argv[0]);
-  if (const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY"); cwd != nullptr) {
-    if (chdir(cwd) != 0) return Fail(absl::InternalError(absl::StrCat("cannot chdir to ", cwd)));
-  }
-  pact::train::TuneProcessForTraining();
-  at::set_num_threads(pact::train::ResolveThreads(0));  // every core (LibTorch's default is 1 here)
-  const absl::Status status = Export();
-  return status.ok() ? 0 : Fail(status);
+      "packed integer model",
+      argc, argv, Export);
 }

@@ -7,7 +7,6 @@
 // Prints, last, one line: top1 <x>% top5 <y>% agreement <z>% (agreement: the share of images
 // on which the integer model's arg-max is the fake-quant model's).
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <iostream>
@@ -23,7 +22,6 @@
 #include "absl/time/time.h"
 #include "datasets/dataset.h"
 #include "gflags/gflags.h"
-#include "glog/logging.h"
 #include "google/protobuf/text_format.h"
 #include "pact/core/file.h"
 #include "pact/core/registry.h"
@@ -34,8 +32,8 @@
 #include "pact/deploy/packed_model.h"
 #include "pact/deploy/trained_model.h"
 #include "pact/train/components.h"
-#include "pact/train/trainer.h"
 #include "tools/cli.h"
+#include "tools/tool_main.h"
 
 DEFINE_string(model, "", "Export folder (holds model.pim) or the .pim file.");
 DEFINE_string(dataset, "", "Dataset to evaluate on (its eval split), e.g. cifar10.");
@@ -51,11 +49,6 @@ DEFINE_bool(profile, false, "Print the integer engine's time per op kind.");
 DEFINE_string(kernels, "", "Integer kernel build: generic or avx512_vnni (default: the best one).");
 
 namespace {
-
-int Fail(const absl::Status& status) {
-  std::cerr << "infer: error: " << status.message() << std::endl;
-  return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
-}
 
 absl::StatusOr<pact::datasets::DatasetSpec> EvalSpec(const pact::deploy::Program& program) {
   using pact::datasets::DatasetSpec;
@@ -201,22 +194,8 @@ absl::Status Infer() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args = pact::tools::NormalizeFlagNames({argv, argv + argc});
-  std::vector<char*> normalized;
-  for (auto& arg : args) normalized.push_back(arg.data());
-  int normalized_argc = static_cast<int>(normalized.size());
-  char** normalized_argv = normalized.data();
-  gflags::SetUsageMessage(
-      "infer --model=<export folder> --dataset=<name> [--data-root=<dir>] "
-      "[--compare-with=<run folder>]: integer-model accuracy and agreement");
-  gflags::ParseCommandLineFlags(&normalized_argc, &normalized_argv, true);
-  FLAGS_logtostderr = true;
-  google::InitGoogleLogging(argv[0]);
-  if (const char* cwd = std::getenv("BUILD_WORKING_DIRECTORY"); cwd != nullptr) {
-    if (chdir(cwd) != 0) return Fail(absl::InternalError(absl::StrCat("cannot chdir to ", cwd)));
-  }
-  pact::train::TuneProcessForTraining();
-  at::set_num_threads(pact::train::ResolveThreads(0));  // every core (LibTorch's default is 1 here)
-  const absl::Status status = Infer();
-  return status.ok() ? 0 : Fail(status);
+  return pact::tools::RunTool("infer",
+                              "infer --model=<export folder> --dataset=<name> [--data-root=<dir>] "
+                              "[--compare-with=<run folder>]: integer-model accuracy and agreement",
+                              argc, argv, Infer);
 }

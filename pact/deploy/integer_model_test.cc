@@ -8,39 +8,20 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/model.h"
-#include "models/test_builders.h"
 #include "pact/core/test_util.h"
+#include "pact/deploy/test_models.h"
 #include "pact/quant/layers.h"
 
 namespace pact::deploy {
 namespace {
 
-using ::pact::models::testing::MakeLayerBuilder;
+using ::pact::deploy::testing::Agreement;
+using ::pact::deploy::testing::Warm;
 using ::testing::HasSubstr;
 
 std::shared_ptr<models::Model> Build(const std::string& spec, const std::string& activation,
                                      const std::string& weight, bool quantize_first_last) {
-  torch::manual_seed(5);
-  models::BuildContext context;
-  context.layers = MakeLayerBuilder(activation, weight, quantize_first_last);
-  auto model = models::GetModelRegistry().Create(
-      pact::testing::ParseTextProtoOrDie<models::ModelSpec>(spec), context);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return model.ok() ? *model : nullptr;
-}
-
-// Trains BatchNorm statistics and the quantizers' data-initialized state a little, so that the
-// model is not at its initialization, then switches to evaluation.
-void Warm(models::Model& model, const torch::Tensor& images) {
-  model.train();
-  torch::NoGradGuard no_grad;
-  for (int i = 0; i < 3; ++i) model.forward(images);
-  model.eval();
-}
-
-// Share of images whose arg-max agrees.
-double Agreement(const torch::Tensor& a, const torch::Tensor& b) {
-  return a.argmax(1).eq(b.argmax(1)).to(torch::kDouble).mean().item<double>();
+  return testing::BuildTestModel(spec, activation, weight, quantize_first_last, /*seed=*/5);
 }
 
 TEST(LowerTest, ResNet20W4A4IsIntegersThatGiveBackTheModel) {

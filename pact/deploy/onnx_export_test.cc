@@ -10,14 +10,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/model.h"
-#include "models/test_builders.h"
 #include "pact/core/test_util.h"
 #include "pact/deploy/integer_model.h"
+#include "pact/deploy/test_models.h"
 
 namespace pact::deploy {
 namespace {
 
-using ::pact::models::testing::MakeLayerBuilder;
 using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -25,14 +24,10 @@ using ::testing::Not;
 
 IntegerModel LowerModel(const std::string& spec, const std::string& activation,
                         const std::string& weight, bool quantize_first_last) {
-  torch::manual_seed(11);
-  models::BuildContext context;
-  context.layers = MakeLayerBuilder(activation, weight, quantize_first_last);
-  auto model = models::GetModelRegistry().Create(
-      pact::testing::ParseTextProtoOrDie<models::ModelSpec>(spec), context);
-  EXPECT_TRUE(model.ok()) << model.status();
-  (*model)->eval();
-  auto lowered = Lower(**model, spec);
+  auto model = testing::BuildTestModel(spec, activation, weight, quantize_first_last, 11);
+  EXPECT_NE(model, nullptr);
+  model->eval();
+  auto lowered = Lower(*model, spec);
   EXPECT_TRUE(lowered.ok()) << lowered.status();
   return *lowered;
 }
