@@ -625,6 +625,13 @@ void Im2Col(const T* in, int64_t h, int64_t w, int64_t stride, int64_t c0, int64
   }
 }
 
+// The active kernel build, or the generic one when `op`'s products could overflow its int16 pairs.
+const kernels::IntKernels& KernelsFor(const Program& p, int op_index) {
+  const kernels::IntKernels& active = kernels::ActiveIntKernels();
+  if (p.u8_pair_bound[op_index] <= active.u8_pair_limit) return active;
+  return *kernels::SupportedIntKernels().front();
+}
+
 torch::Tensor RunIntLinear(const Program& p, int op_index, const torch::Tensor& in) {
   const OpInfo& op = p.info.ops(op_index);
   const torch::Tensor weight = TensorOf(p, op.weight());
@@ -638,7 +645,7 @@ torch::Tensor RunIntLinear(const Program& p, int op_index, const torch::Tensor& 
     torch::Tensor a = in;
     if (k4 != f) a = torch::constant_pad_nd(in, {0, k4 - f}, 0).contiguous();
     const uint8_t* a_data = a.data_ptr<uint8_t>();
-    const kernels::IntKernels& k = kernels::ActiveIntKernels();
+    const kernels::IntKernels& k = KernelsFor(p, op_index);
     at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
       k.gemm_u8s8(a_data + begin * k4, end - begin, k4, packed.data(), k4, out_features, n_pad,
                   out_data + begin * out_features, out_features);
@@ -706,7 +713,7 @@ class ConvRunner {
         weight_(p.tensors[op_.weight()]),
         packed_(p.gemm_weights[op_index]),
         packed16_(p.gemm16_weights[op_index]),
-        k_(kernels::ActiveIntKernels()) {
+        k_(KernelsFor(p, op_index)) {
     h_ = in.size(1), w_ = in.size(2), c_ = in.size(3);
     oc_ = weight_.size(0), kh_ = weight_.size(1), kw_ = weight_.size(2);
     groups_ = std::max<int64_t>(1, op_.groups());
@@ -926,6 +933,9 @@ absl::Status Prepare(Program& p) {
   }
   defined[0] = true;
   p.gemm_weights.assign(static_cast<size_t>(info.ops_size()), {});
+  p.u8_pair_bound.assign(static_cast<size_t>(info.ops_size()), 0);
+  // The largest code each u8 value can hold.
+  std::vector<int64_t> max_code(static_cast<size_t>(info.values_size()), 255);
   p.gemm16_weights.assign(static_cast<size_t>(info.ops_size()), {});
   for (int i = 0; i < info.ops_size(); ++i) {
     const OpInfo& op = info.ops(i);
@@ -945,6 +955,12 @@ absl::Status Prepare(Program& p) {
                  absl::StrCat("output value ", op.output(), " is invalid or computed twice"));
     }
     defined[op.output()] = true;
+    if (op.kind() == "requant" || op.kind() == "float_to_codes") {
+      max_code[op.output()] = std::clamp<int64_t>(op.max_code(), 0, 255);
+    } else if (op.kind() == "max_pool" || op.kind() == "flatten" ||
+               op.kind() == "zero_pad_shortcut") {
+      max_code[op.output()] = max_code[op.inputs(0)];
+    }
     for (int t : {op.weight(), op.bias()}) {
       if (t != -1 && !tensor_ok(t)) return bad(op, i, "tensor reference out of range");
     }
@@ -989,6 +1005,9 @@ absl::Status Prepare(Program& p) {
               flat.data_ptr<int32_t>() + g * per_group * flat.size(1), per_group, flat.size(1));
           p.gemm16_weights[i].insert(p.gemm16_weights[i].end(), part.begin(), part.end());
         }
+      }
+      if (u8_input) {
+        p.u8_pair_bound[i] = 2 * max_code[op.inputs(0)] * w.abs().max().item<int64_t>();
       }
       if (u8_input && w.abs().max().item<int>() <= 127) {
         // One GEMM layout per group, back to back.

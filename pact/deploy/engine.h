@@ -46,6 +46,9 @@ struct Program {
   // Filled by Prepare(): per op, the GEMM layout of its weights when it runs on the u8 x s8
   // kernel (empty otherwise).
   std::vector<std::vector<int8_t>> gemm_weights;
+  // Per op: the largest |a0 * w0 + a1 * w1| its u8 x s8 products can reach (0 when it has none);
+  // a kernel build whose u8_pair_limit is below it is not used for that op.
+  std::vector<int64_t> u8_pair_bound;
   // Likewise for the int16 x int16 kernel (a conv on the int16 input codes).
   std::vector<std::vector<int16_t>> gemm16_weights;
   // Per op: for the first of consecutive convs that run together with the requant after them

@@ -108,6 +108,22 @@ TEST(EngineTest, FashionConvNetWithLsqAndMaxPools) {
   ExpectMatches(*model, m, images, 0.95);
 }
 
+// 8-bit codes times 7-bit DoReFa weights (|v| up to 127) overflow the AVX2 build's int16 pairs:
+// such layers must run on another build and still agree bit for bit.
+TEST(EngineTest, LayersBeyondABuildsPairLimitStayExact) {
+  auto model = Build("fashion_convnet {}", "pact { bits: 8 alpha_init: 4 }", "dorefa { bits: 7 }",
+                     /*quantize_first_last=*/true);
+  ASSERT_NE(model, nullptr);
+  const torch::Tensor images = torch::randn({32, 1, 28, 28});
+  Warm(*model, images);
+  PACT_ASSERT_OK_AND_ASSIGN(const IntegerModel m, Lower(*model, "fashion_convnet"));
+  PACT_ASSERT_OK_AND_ASSIGN(const Program program, Compile(m));
+  int64_t largest = 0;
+  for (int64_t bound : program.u8_pair_bound) largest = std::max(largest, bound);
+  EXPECT_GT(largest, 32767);
+  ExpectMatches(*model, m, images, 0.9);
+}
+
 TEST(EngineTest, EveryPaperModelCompilesAndRuns) {
   for (const char* spec :
        {"svhn_convnet {}", "alexnet_bn {}", "resnet18_preact {}", "resnet50_preact {}",

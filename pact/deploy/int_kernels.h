@@ -53,6 +53,10 @@ struct RequantArgs {
 
 struct IntKernels {
   const char* name;
+  // The largest |a0 * w0 + a1 * w1| (two u8 x s8 products) gemm_u8s8 and conv_u8s8 sum exactly:
+  // the AVX2 build adds pairs in int16 (vpmaddubsw saturates). Callers whose codes could exceed
+  // it use another build for that layer (the engine checks each layer's bound).
+  int64_t u8_pair_limit;
   // c[i][j] = sum_k a[i][k] * w[j][k] for i < m, j < n, with `w` from PackGemmWeights (k4, n_pad
   // as there). a: m rows of k4 bytes (zero past k), row stride lda; c: row stride ldc, only
   // columns j < n written.

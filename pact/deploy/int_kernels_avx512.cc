@@ -228,7 +228,8 @@ void Requant(const RequantArgs& p) {
 }  // namespace
 
 const IntKernels& Table() {
-  static const IntKernels table = {"avx512_vnni", &GemmU8S8, &GemmS16S16, &ConvU8S8, &Requant};
+  static const IntKernels table = {"avx512_vnni", INT64_MAX, &GemmU8S8,
+                                   &GemmS16S16,   &ConvU8S8, &Requant};
   return table;
 }
 

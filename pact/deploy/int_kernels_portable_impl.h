@@ -1,8 +1,10 @@
 // The portable integer kernels (int_kernels.h): plain loops, compiled once per instruction set
 // by the file that includes this one after defining INT_KERNELS_ISA (the namespace) and
 // INT_KERNELS_NAME (the build's name): int_kernels_generic.cc (baseline x86-64) and
-// int_kernels_avx2.cc (-mavx2, which GCC vectorizes the loops for).
+// int_kernels_avx2.cc (-mavx2, which GCC vectorizes the loops for; it defines
+// INT_KERNELS_OWN_TABLE and its own u8 x s8 kernels).
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -89,9 +91,12 @@ void Requant(const RequantArgs& p) {
 
 }  // namespace
 
+#ifndef INT_KERNELS_OWN_TABLE
 const IntKernels& Table() {
-  static const IntKernels table = {INT_KERNELS_NAME, &GemmU8S8, &GemmS16S16, &ConvU8S8, &Requant};
+  static const IntKernels table = {INT_KERNELS_NAME, INT64_MAX, &GemmU8S8,
+                                   &GemmS16S16,      &ConvU8S8, &Requant};
   return table;
 }
+#endif
 
 }  // namespace pact::deploy::kernels::INT_KERNELS_ISA

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -23,7 +24,9 @@ TEST(IntKernelsTest, GemmIsTheIntegerProductInEveryBuild) {
       for (int64_t i = 0; i < m; ++i) {
         for (int64_t j = 0; j < kk; ++j) a[i * k4 + j] = static_cast<uint8_t>(rng() % 256);
       }
-      for (int32_t& v : w) v = static_cast<int32_t>(rng() % 256) - 128;
+      // Weights as large as the build sums exactly (u8_pair_limit: AVX2 pairs in int16).
+      const int64_t w_max = std::min<int64_t>(127, k->u8_pair_limit / (2 * 255));
+      for (int32_t& v : w) v = static_cast<int32_t>(rng() % (2 * w_max + 1)) - w_max;
       const std::vector<int8_t> packed = PackGemmWeights(w.data(), n, kk);
       const int64_t ldc = n + 3;
       std::vector<int32_t> c(static_cast<size_t>(m * ldc), -7);
@@ -91,7 +94,8 @@ TEST(IntKernelsTest, ConvIsTheIntegerConvolutionInEveryBuild) {
       }
       const int64_t kk = s.k * s.k * s.c;
       std::vector<int32_t> w(static_cast<size_t>(s.n * kk));
-      for (int32_t& v : w) v = static_cast<int32_t>(rng() % 256) - 128;
+      const int64_t w_max = std::min<int64_t>(127, kernels->u8_pair_limit / (2 * 255));
+      for (int32_t& v : w) v = static_cast<int32_t>(rng() % (2 * w_max + 1)) - w_max;
       const std::vector<int8_t> packed = PackGemmWeights(w.data(), s.n, kk);
       std::vector<int32_t> out(static_cast<size_t>(oh * ow * s.n), -1);
       kernels->conv_u8s8(in.data(), wp, s.c, s.k, s.k, s.stride, oh, ow, packed.data(), s.n,
@@ -162,6 +166,14 @@ TEST(IntKernelsTest, RequantRoundsHalfUpAndClipsInEveryBuild) {
     }
     EXPECT_GT(clipped_low, 0);
     EXPECT_GT(clipped_high, 0);
+  }
+}
+
+TEST(IntKernelsTest, TheAvx2BuildsPairLimitIsReal) {
+  // 255 * 127 * 2 saturates vpmaddubsw's int16 pair: the limit must say so.
+  for (const IntKernels* k : SupportedIntKernels()) {
+    if (std::string(k->name) == "avx2") EXPECT_EQ(k->u8_pair_limit, 32767);
+    if (std::string(k->name) != "avx2") EXPECT_EQ(k->u8_pair_limit, INT64_MAX) << k->name;
   }
 }
 
