@@ -1,9 +1,6 @@
 // //tools:export and //tools:infer as a user runs them, on a small synthetic-data run: the files
 // written, the run folder untouched, infer's last line and its agreement with the trainer, and
 // one clear error line for each bad input.
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "re2/re2.h"
+#include "tests/tool_runner.h"
 
 namespace {
 
@@ -25,60 +23,14 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 namespace fs = std::filesystem;
 
-std::string Runfiles(const std::string& path) {
-  return std::string(std::getenv("TEST_SRCDIR")) + "/pact_qat/" + path;
-}
-
-struct Result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-  std::string last_line;
-};
+using ::pact::testing::ExpectOneCleanErrorLine;
+using ::pact::testing::Listing;
+using ::pact::testing::Runfiles;
+using Result = ::pact::testing::ToolResult;
 
 Result RunTool(const std::string& tool, const std::vector<std::string>& args,
                const std::string& cwd) {
-  int fds[2];
-  EXPECT_EQ(pipe(fds), 0);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], STDOUT_FILENO);
-    dup2(fds[1], STDERR_FILENO);
-    close(fds[0]);
-    if (chdir(cwd.c_str()) != 0) _exit(127);
-    std::vector<std::string> strings = {Runfiles("tools/" + tool)};
-    strings.insert(strings.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& s : strings) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(fds[1]);
-  Result r;
-  char buffer[4096];
-  for (ssize_t n; (n = read(fds[0], buffer, sizeof(buffer))) > 0;) r.output.append(buffer, n);
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  const std::vector<std::string> lines = absl::StrSplit(r.output, '\n', absl::SkipEmpty());
-  if (!lines.empty()) r.last_line = lines.back();
-  return r;
-}
-
-std::map<std::string, uintmax_t> Listing(const std::string& dir) {
-  std::map<std::string, uintmax_t> files;
-  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
-    if (entry.is_regular_file()) files[entry.path().string()] = entry.file_size();
-  }
-  return files;
-}
-
-void ExpectOneCleanErrorLine(const Result& r, const std::string& tool) {
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr(tool + ": error: "));
-  EXPECT_THAT(r.output, Not(HasSubstr("frame #")));
-  EXPECT_THAT(r.output, Not(HasSubstr("*** Check failure")));
+  return ::pact::testing::RunTool("tools/" + tool, args, cwd);
 }
 
 // One small run per test binary (trained once): the Fashion ConvNet on synthetic data.

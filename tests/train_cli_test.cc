@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/tool_runner.h"
 
 namespace {
 
@@ -26,14 +27,9 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 namespace fs = std::filesystem;
 
-std::string Runfiles(const std::string& path) {
-  return std::string(std::getenv("TEST_SRCDIR")) + "/pact_qat/" + path;
-}
-
-struct Result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
+using ::pact::testing::Listing;
+using ::pact::testing::Runfiles;
+using Result = ::pact::testing::ToolResult;
 
 // In a forked child: runs the trainer with `args` in `cwd`; never returns.
 [[noreturn]] void ExecTrain(const std::vector<std::string>& args, const std::string& cwd) {
@@ -47,34 +43,10 @@ struct Result {
   _exit(127);
 }
 
-// Runs the trainer with `args` in `cwd`; `on_output` may send a signal once a marker appears.
+// Runs the trainer with `args` in `cwd`; `signal_on` may send a signal once a marker appears.
 Result RunTrain(const std::vector<std::string>& args, const std::string& cwd,
                 const std::string& signal_on = "", int signal_number = SIGTERM) {
-  int pipe_fds[2];
-  EXPECT_EQ(pipe(pipe_fds), 0);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pipe_fds[1], STDOUT_FILENO);
-    dup2(pipe_fds[1], STDERR_FILENO);
-    close(pipe_fds[0]);
-    ExecTrain(args, cwd);
-  }
-  close(pipe_fds[1]);
-  Result result;
-  bool signalled = false;
-  char buffer[4096];
-  for (ssize_t n; (n = read(pipe_fds[0], buffer, sizeof(buffer))) > 0;) {
-    result.output.append(buffer, n);
-    if (!signal_on.empty() && !signalled && result.output.find(signal_on) != std::string::npos) {
-      kill(pid, signal_number);
-      signalled = true;
-    }
-  }
-  close(pipe_fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return result;
+  return ::pact::testing::RunTool("tools/train", args, cwd, signal_on, signal_number);
 }
 
 std::string Tmp(const std::string& name) {
@@ -112,11 +84,7 @@ std::string WriteSyntheticRecipe(const std::string& dir, int epochs) {
 }
 
 void ExpectOneCleanErrorLine(const Result& r) {
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("train: error: "));
-  EXPECT_THAT(r.output, Not(HasSubstr("frame #")));
-  EXPECT_THAT(r.output, Not(HasSubstr("Aborted")));
-  EXPECT_THAT(r.output, Not(HasSubstr("*** Check failure")));
+  ::pact::testing::ExpectOneCleanErrorLine(r, "train");
 }
 
 TEST(TrainCliTest, DryRunWithTheSeedsFlagsInDashesOrUnderscores) {
@@ -285,14 +253,6 @@ TEST(TrainCliTest, MissingDataNamesWhereToPutIt) {
 }
 
 // Names and sizes of the files under `dir`.
-std::map<std::string, uintmax_t> Listing(const std::string& dir) {
-  std::map<std::string, uintmax_t> files;
-  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
-    if (entry.is_regular_file()) files[entry.path().string()] = entry.file_size();
-  }
-  return files;
-}
-
 TEST(TrainCliTest, AFolderHoldingARunIsNeverClobbered) {
   const std::string dir = Tmp("clobber");
   const std::string recipe = WriteSyntheticRecipe(dir, 1);
