@@ -9,32 +9,10 @@
 namespace pact::deploy::kernels::avx512_vnni {
 namespace {
 
-// A block of kRows rows x kVecs * 16 columns of c, accumulated in registers over all of k:
-// per group of four inputs, kVecs weight loads, kRows broadcasts and kRows * kVecs vpdpbusd.
-// Rows past `rows` re-read the last valid row (never stored); columns past `cols` are masked.
+// The first `rows` rows and `cols` columns of a block of accumulators into c.
 template <int kRows, int kVecs>
-void Block(const uint8_t* a, int64_t rows, int64_t lda, const int8_t* w, int64_t k4, int64_t n_pad,
-           int64_t cols, int32_t* c, int64_t ldc) {
-  __m512i acc[kRows][kVecs];
-  const uint8_t* ar[kRows];
-  for (int r = 0; r < kRows; ++r) {
-    ar[r] = a + std::min<int64_t>(r, rows - 1) * lda;
-    for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_setzero_si512();
-  }
-  const int64_t w_step = n_pad * 4;
-  for (int64_t q = 0; q < k4; q += 4) {
-    __m512i wv[kVecs];
-    for (int v = 0; v < kVecs; ++v) {
-      wv[v] = _mm512_loadu_si512(static_cast<const void*>(w + v * 64));
-    }
-    for (int r = 0; r < kRows; ++r) {
-      int32_t quad;
-      __builtin_memcpy(&quad, ar[r] + q, 4);
-      const __m512i av = _mm512_set1_epi32(quad);
-      for (int v = 0; v < kVecs; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], av, wv[v]);
-    }
-    w += w_step;
-  }
+void Store(const __m512i (&acc)[kRows][kVecs], int64_t rows, int64_t cols, int32_t* c,
+           int64_t ldc) {
   for (int r = 0; r < kRows && r < rows; ++r) {
     for (int v = 0; v < kVecs; ++v) {
       const int64_t left = cols - 16 * v;
@@ -45,34 +23,11 @@ void Block(const uint8_t* a, int64_t rows, int64_t lda, const int8_t* w, int64_t
   }
 }
 
-template <int kRows, int kVecs>
-void Gemm(const uint8_t* a, int64_t m, int64_t lda, const int8_t* w, int64_t k4, int64_t n,
-          int64_t n_pad, int32_t* c, int64_t ldc) {
-  constexpr int64_t kWidth = 16 * kVecs;
-  for (int64_t j = 0; j < n; j += kWidth) {
-    const int64_t cols = std::min(kWidth, n - j);
-    for (int64_t i = 0; i < m; i += kRows) {
-      Block<kRows, kVecs>(a + i * lda, std::min<int64_t>(kRows, m - i), lda, w + j * 4, k4, n_pad,
-                          cols, c + i * ldc + j, ldc);
-    }
-  }
-}
-
-void GemmU8S8(const uint8_t* a, int64_t m, int64_t lda, const int8_t* w, int64_t k4, int64_t n,
-              int64_t n_pad, int32_t* c, int64_t ldc) {
-  // Register blocks: 16 (or 24) accumulators, weights re-read from L1 per row block.
-  // Block widths divide n_pad, so no weight load passes the packed weights' end.
-  if (n_pad % 64 == 0) {
-    Gemm<6, 4>(a, m, lda, w, k4, n, n_pad, c, ldc);
-  } else if (n_pad % 32 == 0) {
-    Gemm<8, 2>(a, m, lda, w, k4, n, n_pad, c, ldc);
-  } else {
-    Gemm<16, 1>(a, m, lda, w, k4, n, n_pad, c, ldc);
-  }
-}
-
-// As Block, for kRows consecutive output pixels of one output row of a padded image: row r
-// reads kernel row ky at ar[r] + ky * row_bytes, run bytes long, so no im2col copy is needed.
+// A block of kRows rows x kVecs * 16 columns of c, accumulated in registers: per group of four
+// inputs, kVecs weight loads, kRows broadcasts and kRows * kVecs vpdpbusd. Row r reads kernel
+// row ky at ar[r] + ky * row_bytes, `run` bytes (a GEMM: one kernel row of k4 bytes; a
+// convolution: kh rows of kw * c bytes of a padded image, so no im2col copy is needed). Rows past
+// `rows` repeat the last valid one (never stored); columns past `cols` are masked.
 template <int kRows, int kVecs>
 void ConvBlock(const uint8_t* const* ar, int64_t rows, int64_t row_bytes, int64_t kh, int64_t run,
                const int8_t* w, int64_t n_pad, int64_t cols, int32_t* c, int64_t ldc) {
@@ -97,13 +52,34 @@ void ConvBlock(const uint8_t* const* ar, int64_t rows, int64_t row_bytes, int64_
       w += w_step;
     }
   }
-  for (int r = 0; r < kRows && r < rows; ++r) {
-    for (int v = 0; v < kVecs; ++v) {
-      const int64_t left = cols - 16 * v;
-      if (left <= 0) break;
-      const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
-      _mm512_mask_storeu_epi32(c + r * ldc + 16 * v, mask, acc[r][v]);
+  Store<kRows, kVecs>(acc, rows, cols, c, ldc);
+}
+
+template <int kRows, int kVecs>
+void Gemm(const uint8_t* a, int64_t m, int64_t lda, const int8_t* w, int64_t k4, int64_t n,
+          int64_t n_pad, int32_t* c, int64_t ldc) {
+  constexpr int64_t kWidth = 16 * kVecs;
+  for (int64_t j = 0; j < n; j += kWidth) {
+    const int64_t cols = std::min(kWidth, n - j);
+    for (int64_t i = 0; i < m; i += kRows) {
+      const int64_t rows = std::min<int64_t>(kRows, m - i);
+      const uint8_t* ar[kRows];
+      for (int r = 0; r < kRows; ++r) ar[r] = a + (i + std::min<int64_t>(r, rows - 1)) * lda;
+      ConvBlock<kRows, kVecs>(ar, rows, 0, 1, k4, w + j * 4, n_pad, cols, c + i * ldc + j, ldc);
     }
+  }
+}
+
+void GemmU8S8(const uint8_t* a, int64_t m, int64_t lda, const int8_t* w, int64_t k4, int64_t n,
+              int64_t n_pad, int32_t* c, int64_t ldc) {
+  // Register blocks: 16 (or 24) accumulators, weights re-read from L1 per row block.
+  // Block widths divide n_pad, so no weight load passes the packed weights' end.
+  if (n_pad % 64 == 0) {
+    Gemm<6, 4>(a, m, lda, w, k4, n, n_pad, c, ldc);
+  } else if (n_pad % 32 == 0) {
+    Gemm<8, 2>(a, m, lda, w, k4, n, n_pad, c, ldc);
+  } else {
+    Gemm<16, 1>(a, m, lda, w, k4, n, n_pad, c, ldc);
   }
 }
 
@@ -142,7 +118,7 @@ void ConvU8S8(const uint8_t* in, int64_t wp, int64_t c, int64_t kh, int64_t kw, 
   }
 }
 
-// As Block, with pairs of int16 (vpdpwssd) instead of quads of bytes.
+// As ConvBlock for a GEMM, with pairs of int16 (vpdpwssd) instead of quads of bytes.
 template <int kRows, int kVecs>
 void Block16(const int16_t* a, int64_t rows, int64_t lda, const int16_t* w, int64_t k2,
              int64_t n_pad, int64_t cols, int32_t* c, int64_t ldc) {
@@ -166,14 +142,7 @@ void Block16(const int16_t* a, int64_t rows, int64_t lda, const int16_t* w, int6
     }
     w += w_step;
   }
-  for (int r = 0; r < kRows && r < rows; ++r) {
-    for (int v = 0; v < kVecs; ++v) {
-      const int64_t left = cols - 16 * v;
-      if (left <= 0) break;
-      const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
-      _mm512_mask_storeu_epi32(c + r * ldc + 16 * v, mask, acc[r][v]);
-    }
-  }
+  Store<kRows, kVecs>(acc, rows, cols, c, ldc);
 }
 
 void GemmS16S16(const int16_t* a, int64_t m, int64_t lda, const int16_t* w, int64_t k2, int64_t n,
