@@ -12,10 +12,10 @@
 // "dequant" op evaluates the form in float.
 //
 // The network input is quantized (kInputScale, two int16 parts) when the first layer has integer
-// weights, and that conv runs on the int16 x int16 GEMM; conv/linear on u8 codes
-// with weights in int8 run on the u8 x s8 GEMM (int_kernels.h); other integer layers (8-bit
-// DoReFa weights, whose odd codes need 9 bits, and the linear layer on pooled sums) on a
-// portable int64-accumulating loop.
+// weights, and that conv runs on the int16 x int16 GEMM; conv/linear on u8 codes with weights in
+// int8 run on the u8 x s8 kernels (int_kernels.h; 3x3 convs as an implicit GEMM, fused with
+// their requantization per image); other integer layers (8-bit DoReFa weights, whose odd codes
+// need 9 bits, and the linear layer on pooled sums) on a portable int64-accumulating loop.
 #ifndef PACT_DEPLOY_ENGINE_H_
 #define PACT_DEPLOY_ENGINE_H_
 
@@ -46,19 +46,18 @@ struct Program {
   // Filled by Prepare(): per op, the GEMM layout of its weights when it runs on the u8 x s8
   // kernel (empty otherwise).
   std::vector<std::vector<int8_t>> gemm_weights;
+  // Likewise for the int16 x int16 kernel (a conv on the int16 input codes).
+  std::vector<std::vector<int16_t>> gemm16_weights;
   // Per op: the largest |a0 * w0 + a1 * w1| its u8 x s8 products can reach (0 when it has none);
   // a kernel build whose u8_pair_limit is below it is not used for that op.
   std::vector<int64_t> u8_pair_bound;
-  // Likewise for the int16 x int16 kernel (a conv on the int16 input codes).
-  std::vector<std::vector<int16_t>> gemm16_weights;
   // Per op: for the first of consecutive convs that run together with the requant after them
   // (their sums' only reader), that requant's index; else -1.
   std::vector<int> fused_until;
 };
 
 // Compiles `m`. Unimplemented naming the layer for what the integer program cannot express
-// (grouped or dilated integer convolutions); OutOfRange when a layer's integer sums could
-// overflow int32.
+// (dilated integer convolutions); OutOfRange when a layer's integer sums could overflow int32.
 absl::StatusOr<Program> Compile(const IntegerModel& m);
 
 // Checks `program` (value and tensor references, types, shapes) and builds its run-time

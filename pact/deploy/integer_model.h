@@ -1,8 +1,8 @@
 // A trained model lowered for deployment: its inference graph (models/inference_graph.h) with
 // every quantized tensor as integers and a scale, every BatchNorm as a per-channel affine, and
-// every activation as a clip and, where quantized, a step. This is what the packed file
-// (packed_model.h) stores and what an integer engine runs; nothing here depends on the model's
-// code.
+// every activation as a clip and, where quantized, a step: what the engine (engine.h) compiles
+// into the integer program the packed file stores, and what the ONNX exporter writes; nothing
+// here depends on the model's code.
 //
 // Values: a quantized tensor holds integers v with value = v * scale (zero point 0).
 //   - PACT activations (Choi et al. 2018, Eq. 1-2): codes a in [0, 2^k - 1], scale alpha/(2^k-1),
