@@ -967,6 +967,15 @@ absl::Status Prepare(Program& p) {
     for (int t : op.multipliers()) {
       if (!tensor_ok(t)) return bad(op, i, "multiplier reference out of range");
     }
+    // The per-channel tensors each kind reads.
+    const bool needs_offset =
+        op.kind() == "requant" || op.kind() == "dequant" || op.kind() == "float_affine";
+    if ((needs_offset && !tensor_ok(op.offset())) ||
+        (op.kind() == "float_affine" && !tensor_ok(op.scale())) ||
+        (op.kind() == "max_pool" && !tensor_ok(op.negate())) ||
+        (op.kind() == "dequant" && op.multipliers_size() != op.inputs_size())) {
+      return bad(op, i, "a tensor it needs is missing or out of range");
+    }
     if (op.kind() == "quantize_input" &&
         ((op.input_part() != "high" && op.input_part() != "low") || op.split_bits() < 1 ||
          op.split_bits() > 15 || !(op.input_scale() > 0))) {
@@ -1021,7 +1030,6 @@ absl::Status Prepare(Program& p) {
       }
     }
   }
-  // A conv whose sums only the next op, a requant, reads (as its first input) runs fused with it.
   std::vector<int> readers(static_cast<size_t>(info.values_size()), 0);
   for (const OpInfo& op : info.ops()) {
     for (int v : op.inputs()) ++readers[v];

@@ -125,6 +125,16 @@ TEST_F(PackedModelTest, DamagedFilesAreNamedAndExplained) {
   broken.info.mutable_ops(3)->set_inputs(0, broken.info.values_size() - 1);
   PACT_ASSERT_OK_AND_ASSIGN(const std::string broken_bytes, SerializePackedModel(broken));
   EXPECT_THAT(message(broken_bytes), HasSubstr("is not computed before it"));
+  // An op pointing past the tensor table.
+  Program dangling = program_;
+  for (OpInfo& op : *dangling.info.mutable_ops()) {
+    if (op.kind() == "requant") {
+      op.set_offset(dangling.info.tensors_size() + 5);
+      break;
+    }
+  }
+  PACT_ASSERT_OK_AND_ASSIGN(const std::string dangling_bytes, SerializePackedModel(dangling));
+  EXPECT_THAT(message(dangling_bytes), HasSubstr("a tensor it needs is missing or out of range"));
 }
 
 }  // namespace
