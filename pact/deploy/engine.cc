@@ -527,17 +527,19 @@ torch::Tensor TensorOf(const Program& p, int index) { return p.tensors[index]; }
 template <typename T>
 void MaxPoolImage(const T* in, int64_t h, int64_t w, int64_t c, const OpInfo& op,
                   const int8_t* negate, int64_t oh, int64_t ow, T* out) {
+  const int64_t kh = op.kernel(0), kw = op.kernel(1), sy = op.stride(0), sx = op.stride(1);
+  const int64_t py = op.padding(0), px = op.padding(1);
   for (int64_t y = 0; y < oh; ++y) {
     for (int64_t x = 0; x < ow; ++x) {
       T* o = out + (y * ow + x) * c;
       for (int64_t ch = 0; ch < c; ++ch) {
         bool any = false;
         T best = 0;
-        for (int64_t ky = 0; ky < op.kernel(0); ++ky) {
-          const int64_t iy = y * op.stride(0) - op.padding(0) + ky;
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          const int64_t iy = y * sy - py + ky;
           if (iy < 0 || iy >= h) continue;
-          for (int64_t kx = 0; kx < op.kernel(1); ++kx) {
-            const int64_t ix = x * op.stride(1) - op.padding(1) + kx;
+          for (int64_t kx = 0; kx < kw; ++kx) {
+            const int64_t ix = x * sx - px + kx;
             if (ix < 0 || ix >= w) continue;
             const T v = in[(iy * w + ix) * c + ch];
             if (!any || (negate[ch] ? v < best : v > best)) best = v;
@@ -557,16 +559,17 @@ void WideConvImage(const T* in, int64_t h, int64_t w, int64_t c, const int32_t* 
                    int64_t kh, int64_t kw, const OpInfo& op, int64_t oh, int64_t ow, int32_t* out) {
   const int64_t groups = std::max<int64_t>(1, op.groups());
   const int64_t cg = c / groups, ocg = oc / groups;
+  const int64_t sy = op.stride(0), sx = op.stride(1), py = op.padding(0), px = op.padding(1);
   for (int64_t y = 0; y < oh; ++y) {
     for (int64_t x = 0; x < ow; ++x) {
       for (int64_t o = 0; o < oc; ++o) {
         const int64_t c0 = (o / ocg) * cg;
         int64_t sum = 0;
         for (int64_t ky = 0; ky < kh; ++ky) {
-          const int64_t iy = y * op.stride(0) - op.padding(0) + ky;
+          const int64_t iy = y * sy - py + ky;
           if (iy < 0 || iy >= h) continue;
           for (int64_t kx = 0; kx < kw; ++kx) {
-            const int64_t ix = x * op.stride(1) - op.padding(1) + kx;
+            const int64_t ix = x * sx - px + kx;
             if (ix < 0 || ix >= w) continue;
             const T* a = in + (iy * w + ix) * c + c0;
             const int32_t* wk = weight + ((o * kh + ky) * kw + kx) * cg;
@@ -585,38 +588,31 @@ template <typename T>
 void Im2Col(const T* in, int64_t h, int64_t w, int64_t stride, int64_t c0, int64_t c, int64_t kh,
             int64_t kw, const OpInfo& op, int64_t oh, int64_t ow, int64_t k4, T* rows) {
   const int64_t k = kh * kw * c;
+  // Read once: protobuf accessors in the loop cost as much as the copies.
+  const int64_t sy = op.stride(0), sx = op.stride(1), py = op.padding(0), px = op.padding(1);
   for (int64_t y = 0; y < oh; ++y) {
     for (int64_t x = 0; x < ow; ++x) {
       T* row = rows + (y * ow + x) * k4;
+      const int64_t ix0 = x * sx - px;
       for (int64_t ky = 0; ky < kh; ++ky) {
-        const int64_t iy = y * op.stride(0) - op.padding(0) + ky;
+        const int64_t iy = y * sy - py + ky;
+        T* dst_row = row + ky * kw * c;
+        if (iy < 0 || iy >= h) {
+          std::memset(dst_row, 0, static_cast<size_t>(kw * c) * sizeof(T));
+          continue;
+        }
+        if (ix0 >= 0 && ix0 + kw <= w && stride == c) {
+          // The kernel row's pixels are consecutive: one copy.
+          std::memcpy(dst_row, in + (iy * w + ix0) * c, static_cast<size_t>(kw * c) * sizeof(T));
+          continue;
+        }
         for (int64_t kx = 0; kx < kw; ++kx) {
-          const int64_t ix = x * op.stride(1) - op.padding(1) + kx;
-          T* dst = row + (ky * kw + kx) * c;
-          if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
+          const int64_t ix = ix0 + kx;
+          T* dst = dst_row + kx * c;
+          if (ix < 0 || ix >= w) {
             std::memset(dst, 0, static_cast<size_t>(c) * sizeof(T));
           } else {
-            const T* src = in + (iy * w + ix) * stride + c0;
-            // Constant sizes become plain vector moves.
-            switch (c * sizeof(T)) {
-              case 3:  // an RGB image's uint8 pixels
-                std::memcpy(dst, src, 3);
-                break;
-              case 6:  // its int16 input codes
-                std::memcpy(dst, src, 6);
-                break;
-              case 16:
-                std::memcpy(dst, src, 16);
-                break;
-              case 32:
-                std::memcpy(dst, src, 32);
-                break;
-              case 64:
-                std::memcpy(dst, src, 64);
-                break;
-              default:
-                std::memcpy(dst, src, static_cast<size_t>(c) * sizeof(T));
-            }
+            std::memcpy(dst, in + (iy * w + ix) * stride + c0, static_cast<size_t>(c) * sizeof(T));
           }
         }
       }
