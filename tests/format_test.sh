@@ -8,7 +8,7 @@ if ! command -v clang-format >/dev/null 2>&1; then
   echo "clang-format is not installed; run ./bootstrap" >&2
   exit 1
 fi
-files=$(find . -path ./bazel-\* -prune -o -path ./.git -prune -o \
+files=$(find . -path ./bazel-\* -prune -o -path ./.git -prune -o -path ./build -prune -o \
   \( -name '*.cc' -o -name '*.h' \) -print | sort)
 count=$(echo "$files" | wc -l)
 if [ "$count" -lt 50 ]; then
