@@ -59,7 +59,9 @@ def main():
             if dep in rules and rules[dep]["class"] == "cc_library":
                 visit(dep)
         ordered.append(label)
-    for label in sorted(rules):
+    # Stand-ins (<library>_none, for an absent optional system library) come first, so that a
+    # library depending on <library> can fall back to them.
+    for label in sorted(rules, key=lambda l: (not l.endswith("_none"), l)):
         if rules[label]["class"] == "cc_library":
             visit(label)
     for label in ordered:
