@@ -35,16 +35,6 @@ const std::vector<std::string>& ImagenetModels() {
   return *models;
 }
 
-// Switches `spec`'s oneof to `name` with default options (keeps the choice if already there).
-absl::Status SelectByName(google::protobuf::Message* spec, const std::string& name) {
-  const auto* field = spec->GetDescriptor()->FindFieldByName(name);
-  if (field == nullptr || field->containing_oneof() == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("no such choice '", name, "'"));
-  }
-  spec->GetReflection()->MutableMessage(spec, field);
-  return absl::OkStatus();
-}
-
 // Sets the double field `field` of the selected optimizer's options, or says which fields
 // that optimizer has.
 absl::Status SetOptimizerOption(const std::string& flag, const std::string& field, double value,
@@ -162,6 +152,15 @@ void FoldQuantizationOptions(const CommandLine& cl, Recipe* recipe, FieldLocatio
 }
 
 }  // namespace
+
+absl::Status SelectByName(google::protobuf::Message* spec, const std::string& name) {
+  const auto* field = spec->GetDescriptor()->FindFieldByName(name);
+  if (field == nullptr || field->containing_oneof() == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("no such choice '", name, "'"));
+  }
+  spec->GetReflection()->MutableMessage(spec, field);
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::string> ShippedRecipeFor(const std::string& dataset,
                                              const std::optional<std::string>& model) {

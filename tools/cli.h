@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "google/protobuf/message.h"
 #include "pact/dist/env.h"
 #include "pact/proto/recipe.pb.h"
 #include "pact/recipe/recipe.h"
@@ -69,6 +71,10 @@ absl::StatusOr<ValidatedRecipe> ResolveRecipe(const CommandLine& command_line,
 // short or alternative spellings torchvision's reference scripts use: "-b" = --batch_size,
 // "-j" = --workers, "--wd" = --weight_decay, "--test-only" = --evaluate, "-h" = --help. Values and
 // non-flag arguments are left alone.
+// Switches `spec`'s `oneof impl` to `name` with default options (keeps the choice if already
+// there). InvalidArgument "no such choice '<name>'" when `spec` has no such choice.
+absl::Status SelectByName(google::protobuf::Message* spec, const std::string& name);
+
 std::vector<std::string> NormalizeFlagNames(const std::vector<std::string>& args);
 
 }  // namespace pact::tools

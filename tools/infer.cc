@@ -59,14 +59,11 @@ absl::StatusOr<pact::datasets::DatasetSpec> EvalSpec(const pact::deploy::Program
       pact::SelectedName(stored) == FLAGS_dataset) {
     spec = stored;  // the run's own eval split, normalization included
   } else {
-    const google::protobuf::FieldDescriptor* field =
-        DatasetSpec::descriptor()->FindFieldByName(FLAGS_dataset);
-    if (field == nullptr || field->containing_oneof() == nullptr) {
+    if (!pact::tools::SelectByName(&spec, FLAGS_dataset).ok()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown --dataset '", FLAGS_dataset,
           "'; known: ", absl::StrJoin(pact::datasets::GetDatasetRegistry().Names(), ", ")));
     }
-    spec.GetReflection()->MutableMessage(&spec, field);
   }
   spec.set_split(pact::datasets::SPLIT_TEST);
   spec.set_augment(false);

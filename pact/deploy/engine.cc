@@ -838,69 +838,60 @@ torch::Tensor RunIntConvs(const Program& p, int first, int last, const OpInfo* f
   return out;
 }
 
-// One int16 part of the input codes q = round(x / input_scale) = high * 2^split_bits + low
-// (low in [0, 2^split_bits)), from float NCHW into NHWC in one pass.
-torch::Tensor QuantizeInput(const OpInfo& op, const torch::Tensor& input) {
+// `input` (float, NCHW or [N, F]) mapped element by element into an integer tensor in the
+// integer layout (NHWC or [N, F]), in one pass.
+template <typename Out, typename Fn>
+torch::Tensor MapToIntLayout(const torch::Tensor& input, torch::ScalarType type, Fn fn) {
   const torch::Tensor x = input.contiguous();
-  const int64_t n = x.size(0), c = x.size(1), hw = x.size(2) * x.size(3);
-  torch::Tensor out = torch::empty({n, x.size(2), x.size(3), c}, torch::kInt16);
+  const int64_t n = x.size(0), c = x.size(1);
+  const int64_t hw = x.dim() == 4 ? x.size(2) * x.size(3) : 1;
+  torch::Tensor out =
+      x.dim() == 4 ? torch::empty({n, x.size(2), x.size(3), c}, type) : torch::empty({n, c}, type);
   const float* in = x.data_ptr<float>();
-  int16_t* o = out.data_ptr<int16_t>();
-  const double inverse = 1.0 / op.input_scale();
-  const int bits = op.split_bits();
-  const bool high = op.input_part() == "high";
+  Out* o = out.data_ptr<Out>();
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       for (int64_t ch = 0; ch < c; ++ch) {
         const float* plane = in + (b * c + ch) * hw;
-        int16_t* dst = o + b * hw * c + ch;
-        for (int64_t i = 0; i < hw; ++i) {
-          double v = std::nearbyint(static_cast<double>(plane[i]) * inverse);
-          if (!(v == v)) v = 0;  // NaN
-          const int64_t q = static_cast<int64_t>(std::clamp(v, -1e15, 1e15));
-          const int64_t hi = q >> bits;  // floor
-          dst[i * c] = static_cast<int16_t>(high ? std::clamp<int64_t>(hi, -32768, 32767)
-                                                 : q - (hi << bits));
-        }
+        Out* dst = o + b * hw * c + ch;
+        for (int64_t i = 0; i < hw; ++i) dst[i * c] = fn(plane[i]);
       }
     }
   });
   return out;
 }
 
+// One int16 part of the input codes q = round(x / input_scale) = high * 2^split_bits + low
+// (low in [0, 2^split_bits)), from float NCHW into NHWC in one pass.
+torch::Tensor QuantizeInput(const OpInfo& op, const torch::Tensor& input) {
+  const double inverse = 1.0 / op.input_scale();
+  const int bits = op.split_bits();
+  const bool high = op.input_part() == "high";
+  return MapToIntLayout<int16_t>(input, torch::kInt16, [&](float x) {
+    double v = std::nearbyint(static_cast<double>(x) * inverse);
+    if (!(v == v)) v = 0;  // NaN
+    const int64_t q = static_cast<int64_t>(std::clamp(v, -1e15, 1e15));
+    const int64_t hi = q >> bits;  // floor
+    return static_cast<int16_t>(high ? std::clamp<int64_t>(hi, -32768, 32767) : q - (hi << bits));
+  });
+}
+
 // An activation's codes from float NCHW input (after a full-precision layer), written NHWC in
 // one pass: PACT round(clip(x, 0, alpha) * (L / alpha)), LSQ round(clip(x / s, 0, Qp)), both
 // rounding half to even in float as the trainer's ops do.
 torch::Tensor FloatToCodes(const OpInfo& op, const torch::Tensor& input) {
-  const torch::Tensor x = input.contiguous();
   const bool lsq = op.activation() == "lsq";
   const float clip = static_cast<float>(op.clip_max());
   const float inverse = static_cast<float>(static_cast<double>(op.max_code()) / op.clip_max());
   const float step = static_cast<float>(op.out_scale());
   const float max_code = static_cast<float>(op.max_code());
-  const int64_t n = x.size(0), c = x.size(1);
-  const int64_t hw = x.dim() == 4 ? x.size(2) * x.size(3) : 1;
-  torch::Tensor out = x.dim() == 4 ? torch::empty({n, x.size(2), x.size(3), c}, torch::kByte)
-                                   : torch::empty({n, c}, torch::kByte);
-  const float* in = x.data_ptr<float>();
-  uint8_t* o = out.data_ptr<uint8_t>();
-  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      for (int64_t ch = 0; ch < c; ++ch) {
-        const float* plane = in + (b * c + ch) * hw;
-        uint8_t* dst = o + b * hw * c + ch;
-        for (int64_t i = 0; i < hw; ++i) {
-          const float v = plane[i];
-          float code = lsq ? std::min(std::max(v / step, 0.0f), max_code)
-                           : std::min(std::max(v, 0.0f), clip) * inverse;
-          code = std::nearbyint(code);       // half to even (the default rounding mode)
-          if (!(code >= 0.0f)) code = 0.0f;  // NaN
-          dst[i * c] = static_cast<uint8_t>(code);
-        }
-      }
-    }
+  return MapToIntLayout<uint8_t>(input, torch::kByte, [&](float v) {
+    float code = lsq ? std::min(std::max(v / step, 0.0f), max_code)
+                     : std::min(std::max(v, 0.0f), clip) * inverse;
+    code = std::nearbyint(code);       // half to even (the default rounding mode)
+    if (!(code >= 0.0f)) code = 0.0f;  // NaN
+    return static_cast<uint8_t>(code);
   });
-  return out;
 }
 
 // NHWC (or [N, F]) integers -> the float layout (NCHW).
@@ -999,10 +990,10 @@ absl::Status Prepare(Program& p) {
         return bad(op, i, "needs two strides and two paddings");
       }
       const bool u8_input = info.values(op.inputs(0)).type() == "u8";
+      const int64_t w_max = w.abs().max().item<int64_t>();
       const int64_t groups = std::max<int64_t>(1, op.groups());
       if (w.size(0) % groups != 0) return bad(op, i, "outputs not divisible by the groups");
-      if (op.kind() == "conv" && info.values(op.inputs(0)).type() == "i16" &&
-          w.abs().max().item<int>() <= 32767) {
+      if (op.kind() == "conv" && info.values(op.inputs(0)).type() == "i16" && w_max <= 32767) {
         const torch::Tensor flat = w.reshape({w.size(0), -1}).contiguous();
         const int64_t per_group = flat.size(0) / groups;
         for (int64_t g = 0; g < groups; ++g) {
@@ -1012,9 +1003,9 @@ absl::Status Prepare(Program& p) {
         }
       }
       if (u8_input) {
-        p.u8_pair_bound[i] = 2 * max_code[op.inputs(0)] * w.abs().max().item<int64_t>();
+        p.u8_pair_bound[i] = 2 * max_code[op.inputs(0)] * w_max;
       }
-      if (u8_input && w.abs().max().item<int>() <= 127) {
+      if (u8_input && w_max <= 127) {
         // One GEMM layout per group, back to back.
         const torch::Tensor flat = w.reshape({w.size(0), -1}).contiguous();
         const int64_t per_group = flat.size(0) / groups;
